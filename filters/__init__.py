@@ -1,0 +1,1 @@
+"""Restoration stages, one public filter per module (installed as ``vsrestore.filters``)."""

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import vapoursynth as vs
+
+from vsrestore.bridge import (
+    PerThread,
+    clip_from_arrays,
+    clip_to_arrays,
+    frame_to_array,
+    map_frames,
+    new_frame,
+    plane_view,
+    resized_template,
+    temporal_neighbours,
+)
+
+core = vs.core
+
+
+def test_round_trip_arrays_rgbs() -> None:
+    rng = np.random.default_rng(0)
+    arrs = [rng.random((3, 17, 1918), dtype=np.float32) for _ in range(3)]  # padded stride
+    back = clip_to_arrays(clip_from_arrays(arrs, vs.RGBS))
+    for a, b in zip(arrs, back, strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_plane_view_is_strided_zero_copy() -> None:
+    clip = core.std.BlankClip(format=vs.RGBS, width=1918, height=4, length=1)
+    f = clip.get_frame(0)
+    v = plane_view(f, 0)
+    assert v.shape == (4, 1918) and v.strides[0] >= 1918 * 4 and not v.flags.writeable
+
+
+def test_map_frames_runs_in_parallel_and_in_order() -> None:
+    core.num_threads = 2
+    src = clip_from_arrays([np.full((1, 8, 8), i, np.float32) for i in range(12)], vs.GRAYS)
+    active, peak, lock = [0], [0], threading.Lock()
+    barrier = threading.Barrier(2, timeout=5)
+
+    def fn(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        if n < 2:
+            barrier.wait()  # frames 0 and 1 must be in flight together
+        out = new_frame(src, f[0])
+        np.copyto(np.asarray(out[0]), frame_to_array(f[0])[0] * 2)
+        with lock:
+            active[0] -= 1
+        return out
+
+    res = clip_to_arrays(map_frames(src, [src], fn))
+    assert [float(a[0, 0, 0]) for a in res] == [2.0 * i for i in range(12)]
+    assert peak[0] >= 2
+
+
+def test_temporal_neighbours_and_template() -> None:
+    src = clip_from_arrays([np.full((1, 4, 4), i, np.float32) for i in range(5)], vs.GRAYS)
+    prev, cur, nxt = temporal_neighbours(src, 1)
+    vals = [[float(frame_to_array(c.get_frame(n))[0, 0, 0]) for n in range(5)] for c in (prev, cur, nxt)]
+    assert vals == [[0, 0, 1, 2, 3], [0, 1, 2, 3, 4], [1, 2, 3, 4, 4]]
+    t = resized_template(src, 10, 6)
+    assert (t.width, t.height, t.num_frames, t.fps) == (10, 6, 5, src.fps)
+
+
+def test_per_thread_state() -> None:
+    made = []
+    pt = PerThread(lambda: made.append(1) or object())
+    a = pt.get()
+    assert pt.get() is a
+    other = []
+    th = threading.Thread(target=lambda: other.append(pt.get()))
+    th.start()
+    th.join()
+    assert other[0] is not a and len(made) == 2

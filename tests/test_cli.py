@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "vsrestore", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_models_list_and_info() -> None:
+    res = run("models", "list")
+    assert res.returncode == 0 and "sr-compact-x2" in res.stdout and "fidelity" in res.stdout
+    info = run("models", "info", "sr-compact-x2")
+    card = json.loads(info.stdout)
+    assert card["scale"] == 2 and card["held_out"] and card["command"].startswith("vsrestore train")
+    bad = run("models", "info", "nope")
+    assert bad.returncode != 0 and "no shipped model named 'nope'" in bad.stderr and bad.stdout == ""
+
+
+def test_models_export_onnx(tmp_path: Path) -> None:
+    out = tmp_path / "x2.onnx"
+    res = run("models", "export", "sr-compact-x2", "--onnx", str(out))
+    assert res.returncode == 0, res.stderr
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    y = sess.run(None, {"input": np.zeros((1, 3, 20, 30), np.float32)})[0]
+    assert y.shape == (1, 3, 40, 60)
+
+
+def test_help_and_unknown_command() -> None:
+    assert run("--help").returncode == 0
+    res = run("frobnicate")
+    assert res.returncode == 2 and "unknown command" in res.stderr

@@ -1,0 +1,24 @@
+"""vsrestore: AI video restoration filters for VapourSynth.
+
+Stages are plain functions taking and returning ``vs.VideoNode``::
+
+    import vapoursynth as vs
+    import vsrestore as vr
+    clip = vs.core.bs.VideoSource("film.mkv")
+    clip = vr.upscale(clip, 2)
+    clip.set_output()
+"""
+
+from __future__ import annotations
+
+from . import models
+from .errors import VSRestoreError
+from .filters.upscale import upscale
+from .runtime.backends import Backend, OrtCPU, OrtCUDA, TensorRT, TorchCPU, TorchCUDA, auto_backend
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backend", "OrtCPU", "OrtCUDA", "TensorRT", "TorchCPU", "TorchCUDA", "VSRestoreError",
+    "auto_backend", "models", "upscale", "__version__",
+]
