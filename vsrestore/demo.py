@@ -101,11 +101,5 @@ def main(argv: list[str] | None = None) -> int:
         return rc
     png = a.out / "demo_compare.png"
     compare_png(png)
-    import av
-
-    with av.open(str(mkv)) as c:
-        st = c.streams.video[0]
-        desc = (f"{st.codec_context.name} {st.codec_context.profile} {st.codec_context.pix_fmt} "
-                f"{st.width}x{st.height}, {st.frames or 'n/a'} frames")
-    print(f"wrote {mkv} ({desc})\nwrote {png}\nwrote {vpy}", file=sys.stderr)
+    print(f"vsrestore demo: wrote {png} (before | after | ground truth) and {vpy}", file=sys.stderr)
     return 0
