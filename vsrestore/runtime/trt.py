@@ -55,8 +55,8 @@ T = TypeVar("T")
 FILTER = "upscale"
 KEY_FORMAT = 1  # bump when the engine layout or the key's meaning changes
 INSTALL_FIX = ("pip install 'vsrestore[tensorrt]' with NVIDIA's package index as an extra index "
-               "(TensorRT wheels come from there; see TensorRT's installation guide) on a machine with an NVIDIA GPU and "
-               "driver, or use backend=vr.TorchCUDA(), vr.OrtCPU() or backend=None")
+               "(TensorRT wheels come from there; see TensorRT's installation guide) on a machine "
+               "with an NVIDIA GPU and driver, or use backend=vr.TorchCUDA(), vr.OrtCPU() or backend=None")
 _KEY_RE = re.compile(r"[0-9A-Za-z_-]{1,128}")
 
 Shape = tuple[int, int]
