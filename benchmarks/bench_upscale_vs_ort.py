@@ -77,6 +77,8 @@ def main() -> int:
     mo, mt = statistics.median(fo), statistics.median(ft)
     print(f"vr.upscale (default backend {auto_backend()}) median {mo:.3f} fps")
     print(f"core.ort.Model (vs-mlrt, CPU provider, defaults) median {mt:.3f} fps")
+    ratios = [o / t for o, t in zip(fo, ft, strict=True)]
+    print(f"per-round ratios {', '.join(f'{r:.2f}' for r in ratios)}; median {statistics.median(ratios):.3f}")
     print(f"ratio vr.upscale / core.ort.Model = {mo / mt:.3f}  "
           f"({a.frames} frames 640x360 RGBS -> x2, core.num_threads={a.threads}, {a.rounds} rounds)")
     return 0
