@@ -54,7 +54,8 @@ def main() -> int:
         r = [data.psnr_y(ours, hr)] + [data.psnr_y(classic(lr, a.scale, k), hr)
                                        for k in ("lanczos", "spline36", "bicubic")]
         rows.append(r)
-        print(f"{data.picture_name(p):<22} {r[0]:7.2f} {r[1]:8.2f} {r[2]:9.2f} {r[3]:8.2f} {r[0] - r[1]:+6.2f}")
+        name = data.picture_name(p)
+        print(f"{name:<22} {r[0]:7.2f} {r[1]:8.2f} {r[2]:9.2f} {r[3]:8.2f} {r[0] - r[1]:+6.2f}")
     m = np.mean(rows, axis=0)
     print(f"{'mean (' + str(len(rows)) + ' photos)':<22} {m[0]:7.2f} {m[1]:8.2f} {m[2]:9.2f} {m[3]:8.2f} "
           f"{m[0] - m[1]:+6.2f}")
