@@ -118,3 +118,13 @@ def from_grays(y: vs.VideoNode, info: ColorInfo) -> vs.VideoNode:
     """GRAYS 0..1 back to a single plane of the original sample type and range."""
     fmt = core.query_video_format(vs.GRAY, info.fmt.sample_type, info.fmt.bits_per_sample, 0, 0)
     return core.resize.Point(y, format=fmt.id, range_in=1, range=info.range, dither_type="none")
+
+
+def to_luma(clip: vs.VideoNode) -> vs.VideoNode:
+    """Luma as GRAYS 0..1 for analysis (motion, flicker): Y of YUV, BT.709 luma of RGB, grey as is."""
+    assert clip.format is not None
+    info = describe(clip)
+    if clip.format.color_family == vs.RGB:
+        src = with_props(clip, info)
+        return core.resize.Point(src, format=vs.GRAYS, matrix_s="709", range_in=info.range, range=1)
+    return to_grays(clip, info)

@@ -22,7 +22,8 @@ log = logging.getLogger("vsrestore.runtime")
 
 
 class Runner(Protocol):
-    max_shape: tuple[int, int] | None
+    @property
+    def max_shape(self) -> tuple[int, int] | None: ...
 
     def __call__(self, x: np.ndarray) -> np.ndarray: ...
 

@@ -1,0 +1,123 @@
+"""Dense optical flow as a clip: ``vr.optical_flow``."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import vapoursynth as vs
+
+from vsrestore import color, motion
+from vsrestore.bridge import map_frames, new_frame, resized_template, temporal_neighbours
+from vsrestore.errors import VSRestoreError, check_clip
+
+core = vs.core
+NAME = "optical_flow"
+DIRECTIONS = ("backward", "forward")
+DIRECTION_PROP = "vsrestore_flow_direction"
+SCENECUT_PROP = "vsrestore_scenecut"
+_KEEP_PROPS = ("_DurationNum", "_DurationDen", "_AbsoluteTime")
+
+
+def optical_flow(clip: vs.VideoNode, *, direction: str = "backward", preset: str = "medium",
+                 scale: float = 1.0) -> vs.VideoNode:
+    """Dense motion between each frame and its neighbour, as an RGBS clip of flow vectors.
+
+    Output: RGBS, same size, length and frame rate as *clip*. For frame ``n``:
+
+    - plane 0 = ``dx``, plane 1 = ``dy``, in pixels of *clip*: frame ``n`` at ``(x, y)``
+      shows what the neighbour shows at ``(x + dx, y + dy)``. The neighbour is ``n - 1``
+      for ``direction="backward"`` (where each pixel came from) and ``n + 1`` for
+      ``"forward"`` (where it goes). Warping the neighbour with the flow (bilinear
+      sampling at ``x + dx, y + dy``) motion-compensates it onto frame ``n``.
+    - plane 2 = confidence 0..1 from the forward-backward check: near 1 where the flow
+      is trustworthy, near 0 where the pixel is occluded in (or outside of) the
+      neighbour, e.g. the strip that a pan uncovers.
+    - props ``vsrestore_flow_direction`` (``"backward"``/``"forward"``) and
+      ``vsrestore_scenecut`` (1 when frame ``n`` and its neighbour lie on two sides
+      of a scene cut, else 0). Across a cut, and on the first frame (backward) or the
+      last frame (forward), which have no neighbour, ``dx = dy = 0`` and confidence
+      is 0, so nothing propagates from the other shot.
+
+    Motion is estimated on luma (YUV: plane Y, honouring ``_Range``; GRAY: the plane;
+    RGB: BT.709-weighted grey) with OpenCV's DIS optical flow (``vsrestore.motion``).
+
+    Args:
+        clip: YUV, RGB or GRAY clip, 8-16-bit integer or 16/32-bit float.
+        direction: ``"backward"`` (to ``n - 1``, default) or ``"forward"`` (to ``n + 1``).
+        preset: ``"ultrafast"``, ``"fast"``, ``"medium"`` (default) or ``"slow"``:
+            speed against accuracy.
+        scale: 0 < scale <= 1; below 1 the flow is computed on a copy downscaled by
+            *scale* (faster, less detail) and the vectors are scaled back to full size.
+
+    Example (.vpy)::
+
+        import vapoursynth as vs, vsrestore as vr
+        clip = vs.core.bs.VideoSource("in.mkv")
+        flow = vr.optical_flow(clip, direction="backward", scale=0.5)  # RGBS: dx, dy, conf
+        flow.set_output()
+    """
+    check_clip(clip, NAME)
+    color.check_supported(clip, NAME)
+    if direction not in DIRECTIONS:
+        raise VSRestoreError(NAME, f"direction must be 'backward' or 'forward', got {direction!r}",
+                             "use direction='backward' (flow to frame n-1) or 'forward' (to n+1)")
+    if preset not in motion.PRESETS:
+        raise VSRestoreError(NAME, f"unknown preset {preset!r}",
+                             f"use one of {', '.join(repr(p) for p in motion.PRESETS)}")
+    if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale <= 1:
+        raise VSRestoreError(NAME, f"scale must be a number with 0 < scale <= 1, got {scale!r}",
+                             "use scale=1.0 (full resolution) or e.g. 0.5 for speed")
+    w, h = clip.width, clip.height
+    sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+    grey = _luma(clip)
+    if (sw, sh) != (w, h):
+        grey = core.resize.Bilinear(grey, sw, sh)
+    shifted = temporal_neighbours(grey, 1)
+    backward = direction == "backward"
+    neighbour = shifted[0] if backward else shifted[2]
+    edge = 0 if backward else clip.num_frames - 1
+    template = resized_template(clip, w, h, vs.RGBS)
+    kx, ky = w / sw, h / sh
+
+    def fn(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+        fout = new_frame(template)
+        for key in _KEEP_PROPS:
+            if key in f[1].props:
+                fout.props[key] = f[1].props[key]
+        fout.props[DIRECTION_PROP] = direction
+        out = [np.asarray(fout[p]) for p in range(3)]
+        cut = False
+        if n != edge:
+            other, this = np.asarray(f[0][0]), np.asarray(f[1][0])
+            flow = motion.dense_flow(other, this, preset=preset)
+            cut = motion.is_scene_cut(other, this, flow=flow)
+            if not cut:
+                conf = motion.flow_confidence(flow, motion.dense_flow(this, other, preset=preset))
+                _write_plane(out[0], flow[0], kx)
+                _write_plane(out[1], flow[1], ky)
+                _write_plane(out[2], conf, 1.0)
+        if n == edge or cut:
+            for plane in out:
+                plane.fill(0.0)
+        fout.props[SCENECUT_PROP] = int(cut)
+        return fout
+
+    return map_frames(template, [neighbour, grey], fn)
+
+
+def _luma(clip: vs.VideoNode) -> vs.VideoNode:
+    """GRAYS 0..1: Y of YUV or the GRAY plane (range-normalised), BT.709 grey of RGB."""
+    assert clip.format is not None
+    info = color.describe(clip)
+    if clip.format.color_family != vs.RGB:
+        return color.to_grays(clip, info)
+    rgb = color.to_rgbs(clip, info)
+    r, g, b = (core.std.ShufflePlanes(rgb, p, vs.GRAY) for p in range(3))
+    return core.std.Expr([r, g, b], "x 0.2126 * y 0.7152 * + z 0.0722 * +")
+
+
+def _write_plane(dst: np.ndarray, src: np.ndarray, gain: float) -> None:
+    """Write *src* (possibly smaller) into *dst*, resized bilinearly and multiplied by *gain*."""
+    if src.shape != dst.shape:
+        src = cv2.resize(src, (dst.shape[1], dst.shape[0]), interpolation=cv2.INTER_LINEAR)
+    np.multiply(src, gain, out=dst, casting="unsafe")

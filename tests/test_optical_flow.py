@@ -1,0 +1,269 @@
+"""vr.optical_flow and vsrestore.motion on known motion made from real photos (skimage)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import pytest
+import vapoursynth as vs
+from vsrestore.filters.optical_flow import _luma, optical_flow
+
+from vsrestore import motion
+from vsrestore.bridge import clip_from_arrays, clip_to_arrays
+from vsrestore.errors import VSRestoreError
+
+core = vs.core
+H, W = 160, 224
+# Farneback settings tried (pyr_scale 0.5, levels 5; commonly used good values); best one counts.
+FARNEBACK = [(0.5, 5, ws, it, pn, ps, 0) for ws in (15, 21) for it in (3, 5)
+             for pn, ps in ((5, 1.1), (7, 1.5))]
+
+
+def _grey(name: str) -> np.ndarray:
+    from skimage import data
+
+    img = getattr(data, name)().astype(np.float32) / 255
+    return img @ np.array([0.2126, 0.7152, 0.0722], np.float32) if img.ndim == 3 else img
+
+
+def _shift(src: np.ndarray, dx: float, dy: float, w: int, h: int, border: int) -> np.ndarray:
+    """out(x, y) = src(x + dx, y + dy), bicubic."""
+    m = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
+    return cv2.warpAffine(src, m, (w, h), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=border)
+
+
+@dataclass
+class Scene:
+    frames: list[np.ndarray]  # (H, W) grey 0..1
+    flows: list[np.ndarray]  # true backward flow (2, H, W) of each frame
+    alpha: list[np.ndarray]  # foreground coverage per frame
+
+
+def scene(n: int = 8, bg: str = "astronaut", fg: str = "chelsea", v: tuple[float, float] = (1.35, -0.6),
+          u: tuple[float, float] = (1.7, 1.15), noise: float = 0.01, seed: int = 0) -> Scene:
+    """A window panning over photo *bg* at velocity *v* (px/frame) and an 80x60 patch of photo
+    *fg* moving at *u*: rendered at 2x with bicubic sub-pixel shifts, area-downscaled, noisy.
+    True backward flow: +v on the background, -u on the foreground."""
+    rng = np.random.default_rng(seed)
+    big, patch = _grey(bg), _grey(fg)[60:180, 120:280]
+    frames, flows, alpha = [], [], []
+    for t in range(n):
+        img = _shift(big, 2 * (24 + t * v[0]), 2 * (40 + t * v[1]), 2 * W, 2 * H, cv2.BORDER_REFLECT)
+        px, py = 2 * (70 + t * u[0]), 2 * (50 + t * u[1])
+        fgl = _shift(patch, -px, -py, 2 * W, 2 * H, cv2.BORDER_CONSTANT)
+        al = _shift(np.ones_like(patch), -px, -py, 2 * W, 2 * H, cv2.BORDER_CONSTANT).clip(0, 1)
+        img = cv2.resize(img * (1 - al) + fgl * al, (W, H), interpolation=cv2.INTER_AREA)
+        a = cv2.resize(al, (W, H), interpolation=cv2.INTER_AREA)
+        frames.append(np.clip(img + rng.normal(0, noise, img.shape), 0, 1).astype(np.float32))
+        inside = a > 0.5
+        flows.append(np.stack([np.where(inside, -u[0], v[0]),
+                               np.where(inside, -u[1], v[1])]).astype(np.float32))
+        alpha.append(a)
+    return Scene(frames, flows, alpha)
+
+
+def valid(s: Scene, t: int, border: int = 12, margin: int = 6) -> np.ndarray:
+    """Pixels of frame t away from the border and from the foreground's edges in t and t-1."""
+    ok = np.zeros((H, W), bool)
+    ok[border:-border, border:-border] = True
+    k = np.ones((2 * margin + 1,) * 2, np.uint8)
+    for a in (s.alpha[t], s.alpha[t - 1]):
+        m = (a > 0.5).astype(np.uint8)
+        ok &= (cv2.dilate(m, k) - cv2.erode(m, k)) == 0
+    return ok
+
+
+def epe(flow: np.ndarray, s: Scene, t: int, mask: np.ndarray | None = None) -> float:
+    m = valid(s, t) if mask is None else mask
+    return float(np.sqrt(((flow[:2] - s.flows[t]) ** 2).sum(0))[m].mean())
+
+
+def grey_clip(frames: list[np.ndarray]) -> vs.VideoNode:
+    return clip_from_arrays([f[None] for f in frames], vs.GRAYS)
+
+
+@pytest.fixture(scope="module")
+def scenes() -> list[Scene]:
+    return [scene(), scene(bg="coffee", fg="astronaut", v=(-0.8, 0.45), u=(-1.9, -1.4), noise=0.015, seed=1)]
+
+
+def test_flow_format_and_props(scenes: list[Scene]) -> None:
+    clip = core.std.AssumeFPS(grey_clip(scenes[0].frames), fpsnum=25)
+    out = optical_flow(clip)
+    assert out.format.id == vs.RGBS
+    assert (out.width, out.height, out.num_frames, out.fps) == (W, H, clip.num_frames, clip.fps)
+    arrs = clip_to_arrays(out)
+    assert not arrs[0].any()  # frame 0 has no previous frame: zero flow, confidence 0
+    for n, f in enumerate(out.frames(close=True)):
+        assert f.props["vsrestore_flow_direction"] == "backward"
+        assert f.props["vsrestore_scenecut"] == 0
+        assert (f.props["_DurationNum"], f.props["_DurationDen"]) == (1, 25)
+        if n:
+            assert 0 <= arrs[n][2].min() and arrs[n][2].max() <= 1 and arrs[n][2].mean() > 0.8
+    fwd = optical_flow(clip, direction="forward")
+    assert fwd.get_frame(0).props["vsrestore_flow_direction"] == "forward"
+    assert not clip_to_arrays(fwd[-1])[0].any()  # last frame has no next frame
+
+
+def _farneback(prev: np.ndarray, cur: np.ndarray, params: tuple) -> np.ndarray:
+    """Backward flow of *cur* by OpenCV's Farneback: cur(x) ~= prev(x + flow)."""
+    return cv2.calcOpticalFlowFarneback(cur, prev, None, *params).transpose(2, 0, 1)  # type: ignore[call-overload]
+
+
+def test_accuracy_beats_farneback(scenes: list[Scene]) -> None:
+    for s in scenes:
+        ours = clip_to_arrays(optical_flow(grey_clip(s.frames)))
+        u8 = [np.round(f * 255).astype(np.uint8) for f in s.frames]
+        ts = range(1, len(s.frames))
+        e_ours = np.mean([epe(ours[t], s, t) for t in ts])
+        e_farne = min(np.mean([epe(_farneback(u8[t - 1], u8[t], p), s, t) for t in ts]) for p in FARNEBACK)
+        # a single global motion would fail on the foreground: the test has teeth
+        glob = [np.median(s.flows[t], axis=(1, 2))[:, None, None] for t in ts]
+        e_global = np.mean([epe(g, s, t) for g, t in zip(glob, ts, strict=True)])
+        fg = [valid(s, t) & (s.alpha[t] > 0.5) for t in ts]
+        e_fg = np.mean([epe(ours[t], s, t, m) for t, m in zip(ts, fg, strict=True)])
+        assert e_ours < 0.9 * e_farne, (e_ours, e_farne)
+        assert e_ours < 0.2 and e_fg < 0.3 and e_global > 2 * e_ours, (e_ours, e_fg, e_global)
+
+
+def test_scale_scales_vectors_back() -> None:
+    s = scene(4, v=(2.4, -1.2), u=(-2.4, 1.2), seed=7)  # the foreground moves with the pan
+    for scale in (0.5, 0.3):
+        out = clip_to_arrays(optical_flow(grey_clip(s.frames), scale=scale))
+        assert out[2].shape == (3, H, W)
+        med = np.median(out[2][:2, 20:-20, 20:-20], axis=(1, 2))
+        assert np.abs(med - [2.4, -1.2]).max() < 0.15, (scale, med)
+
+
+@pytest.mark.parametrize("fmt,rng", [(vs.YUV420P8, 0), (vs.YUV444P16, 1), (vs.RGB24, 1), (vs.RGBH, 1)])
+def test_formats(scenes: list[Scene], fmt: int, rng: int) -> None:
+    s = scenes[0]
+    rgb = clip_from_arrays([np.repeat(f[None], 3, 0) for f in s.frames[:4]], vs.RGBS)
+    kw = {"matrix_s": "709", "range": rng} if core.get_video_format(fmt).color_family == vs.YUV else {}
+    clip = core.resize.Bicubic(rgb, format=fmt, **kw)
+    out = clip_to_arrays(optical_flow(clip))
+    assert np.mean([epe(out[t], s, t) for t in (1, 2, 3)]) < 0.2
+
+
+def test_luma_honours_range() -> None:
+    blank = core.std.BlankClip(format=vs.YUV444P8, width=16, height=16, length=1, color=[235, 128, 128])
+    limited = np.asarray(_luma(core.std.SetFrameProps(blank, _Range=0)).get_frame(0)[0])[0, 0]
+    full = np.asarray(_luma(core.std.SetFrameProps(blank, _Range=1)).get_frame(0)[0])[0, 0]
+    assert limited == pytest.approx(1) and full == pytest.approx(235 / 255)
+    rgb = core.std.BlankClip(format=vs.RGB24, width=16, height=16, length=1, color=[255, 0, 0])
+    assert np.asarray(_luma(rgb).get_frame(0)[0])[0, 0] == pytest.approx(0.2126, abs=1e-4)
+
+
+def _blob(amp: float, cx: float, cy: float, sigma: float) -> np.ndarray:
+    gx, gy = np.meshgrid(np.arange(W), np.arange(H))
+    return (amp * np.exp(-((gx - cx) ** 2 + (gy - cy) ** 2) / (2 * sigma**2))).astype(np.float32)
+
+
+def test_scene_cut_fires_exactly_at_the_cut() -> None:
+    a = scene(6, bg="astronaut", v=(2.5, -1.0), seed=3).frames
+    b = scene(5, bg="coffee", fg="astronaut", v=(-1.5, 0.8), seed=4).frames
+    clip = grey_clip(a + b)
+    out = optical_flow(clip)
+    cuts = [f.props["vsrestore_scenecut"] for f in out.frames(close=True)]
+    assert cuts == [0] * 6 + [1] + [0] * 4
+    assert not clip_to_arrays(out[6])[0].any()  # nothing propagates across the cut
+    fwd = [f.props["vsrestore_scenecut"] for f in optical_flow(clip, direction="forward").frames(close=True)]
+    assert fwd == [0] * 5 + [1] + [0] * 5
+
+
+def test_no_cut_on_fades_and_flashes() -> None:
+    f = scene(10, bg="coffee", fg="chelsea", v=(1.2, 0.4), seed=5).frames
+    gains = [1, 0.8, 0.6, 0.45, 0.6, 0.8, 1, 1, 1, 1]  # fade out, fade in
+    f = [x * g for x, g in zip(f, gains, strict=True)]
+    f[7] = np.clip(f[7] + _blob(0.3, 150, 70, 35), 0, 1)  # a local flash over ~1/5 of the frame
+    f[9] = np.clip(f[9] * 1.3, 0, 1)  # a global flash
+    cuts = [fr.props["vsrestore_scenecut"] for fr in optical_flow(grey_clip(f)).frames(close=True)]
+    assert cuts == [0] * 10
+
+
+def test_scene_change_scores() -> None:
+    names = ["astronaut", "coffee", "chelsea", "camera", "rocket"]
+    views = {n: _shift(_grey(n), 30, 40, W, H, cv2.BORDER_REFLECT) for n in names}
+    for n in names:
+        assert motion.scene_change(views[n], _shift(_grey(n), 36.5, 37.3, W, H, cv2.BORDER_REFLECT)) < 0.3
+        for m in names:
+            if m != n:
+                assert motion.is_scene_cut(views[n], views[m]), (n, m)
+
+
+def test_confidence_low_where_disoccluded() -> None:
+    s = scene(3, v=(3.0, 0.0), u=(2.5, 0.0), seed=6)  # pan: new content enters on the right
+    conf = clip_to_arrays(optical_flow(grey_clip(s.frames)))[2][2]
+    assert conf[10:-10, -3:].mean() < 0.1  # came from outside the previous frame
+    ok = valid(s, 2)
+    assert conf[ok].mean() > 0.9
+    # background of frame 2 that the foreground (moving against the pan) covered in frame 1
+    covered = _shift(s.alpha[1], 3.0, 0.0, W, H, cv2.BORDER_CONSTANT) > 0.5
+    strip = cv2.erode((covered & (s.alpha[2] < 0.05)).astype(np.uint8), np.ones((1, 3), np.uint8)) > 0
+    assert strip.sum() > 50 and conf[strip].mean() < 0.5
+
+
+def test_forward_and_backward_signs_agree(scenes: list[Scene]) -> None:
+    s = scenes[0]
+    clip = grey_clip(s.frames)
+    bwd, fwd = clip_to_arrays(optical_flow(clip)), clip_to_arrays(optical_flow(clip, direction="forward"))
+    for t in range(1, len(s.frames) - 1):
+        m = valid(s, t) & valid(s, t + 1)
+        # constant motion: the flow to t+1 is minus the flow to t-1
+        assert epe(-fwd[t], s, t, m) < 0.25 and epe(bwd[t], s, t, m) < 0.25
+        assert np.abs(np.median(fwd[t][:2][:, m] + bwd[t][:2][:, m], axis=1)).max() < 0.1
+
+
+def test_bad_arguments(scenes: list[Scene]) -> None:
+    clip = grey_clip(scenes[0].frames[:2])
+    bad: list[dict] = [{"direction": "sideways"}, {"preset": "turbo"}, {"scale": 0}, {"scale": 1.5},
+                       {"scale": True}, {"scale": "0.5"}]
+    for kw in bad:
+        with pytest.raises(VSRestoreError, match=r"^optical_flow: .*Fix: "):
+            optical_flow(clip, **kw)
+    with pytest.raises(vs.Error, match="optical_flow"):
+        optical_flow("clip.mkv")  # type: ignore[arg-type]
+    varsize = core.std.Splice([clip, core.resize.Point(clip, 64, 48)], mismatch=True)
+    with pytest.raises(VSRestoreError, match="variable format or size"):
+        optical_flow(varsize)
+    with pytest.raises(ValueError, match="preset"):
+        motion.dense_flow(scenes[0].frames[0], scenes[0].frames[1], preset="turbo")
+
+
+def test_deterministic_and_thread_safe(scenes: list[Scene]) -> None:
+    s = scenes[1]
+    a = optical_flow(grey_clip(s.frames), preset="fast")
+    b = optical_flow(grey_clip(s.frames), preset="fast")
+    assert all(x.tobytes() == y.tobytes() for x, y in zip(clip_to_arrays(a), clip_to_arrays(b), strict=True))
+    pairs = list(zip(s.frames[:-1], s.frames[1:], strict=True))
+    serial = [motion.dense_flow(p, c) for p, c in pairs]
+    results: dict[int, list[np.ndarray]] = {}
+
+    def work(k: int) -> None:
+        results[k] = [motion.dense_flow(p, c) for p, c in pairs[k % 2:] + pairs[: k % 2]]
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for k, res in results.items():
+        order = serial[k % 2:] + serial[: k % 2]
+        assert all(np.array_equal(x, y) for x, y in zip(res, order, strict=True))
+
+
+def test_motion_helpers_on_small_and_odd_inputs() -> None:
+    rng = np.random.default_rng(0)
+    for h, w in ((1, 1), (5, 40), (40, 7), (33, 600)):  # DIS itself rejects or crashes on some of these
+        img = rng.random((h, w), dtype=np.float32)
+        for preset in motion.PRESETS:
+            assert motion.dense_flow(img, img, preset=preset).shape == (2, h, w)
+        assert 0 <= motion.scene_change(img, img) <= 1
+    const = np.zeros((2, 20, 30), np.float32)
+    const[0] = 2.0
+    conf = motion.flow_confidence(const, -const)
+    assert conf[:, :27].min() > 0.99 and conf[:, 28:].max() == 0  # x + 2 > 29 lies outside
+    assert motion.flow_confidence(const, const)[:, :20].max() < 0.01  # round trip lands 4 px off

@@ -1,0 +1,222 @@
+"""Motion helpers shared by the temporal filters: dense optical flow, its confidence, scene cuts.
+
+NumPy in, NumPy out; nothing here needs VapourSynth. Images are single-plane
+float32 grey arrays in 0..1, ``(H, W)``. A flow field is a ``(2, H, W)`` float32
+array ``(dx, dy)`` in pixels, defined on the grid of the frame it belongs to:
+the *backward* flow of ``cur`` says where each of its pixels came from in
+``prev``::
+
+    cur(x, y) ~= prev(x + dx(x, y), y + dy(x, y))
+
+Flow comes from OpenCV's DIS (dense inverse search) with settings tuned here
+for accuracy; it is deterministic, and safe to call from several threads at once
+(one DIS instance per thread).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import cv2
+import numpy as np
+
+PRESETS = ("ultrafast", "fast", "medium", "slow")
+
+# DIS settings per preset: (finest scale, patch size, patch stride, gradient-descent
+# iterations, variational refinement iterations). Tuned on sub-pixel motion over real photos
+# with noise and a second moving object (as in tests/test_optical_flow.py). Mean end-point
+# error, three 224x160 scenes / one 640x360 scene: OpenCV's MEDIUM 0.236 / 0.256 px; our
+# "medium" (12-px patches, half-patch stride, 10 refinement iterations) 0.168 / 0.128 px at
+# ~1.2x its time; "slow" 0.147 / 0.125 px at ~4x. Pre-smoothing and gamma below: -10 % EPE.
+_DIS: dict[str, tuple[int, int, int, int, int]] = {
+    "ultrafast": (2, 8, 4, 12, 0),  # = OpenCV's ULTRAFAST preset
+    "fast": (2, 8, 4, 16, 5),  # = OpenCV's FAST preset
+    "medium": (1, 12, 6, 12, 10),
+    "slow": (0, 16, 8, 12, 10),  # full-resolution finest scale: ~4x the cost of medium
+}
+
+_PRESMOOTH = 0.8  # Gaussian sigma applied before DIS: less noise in its gradients
+_VR_GAMMA = 5.0  # gradient-constancy weight of the variational refinement (OpenCV: 10)
+_MIN_SIDE = 32  # smaller images are padded for DIS
+_local = threading.local()
+
+
+def _dis(preset: str) -> cv2.DISOpticalFlow:
+    """This thread's DIS instance for *preset* (DIS objects are not thread-safe)."""
+    cache: dict[str, cv2.DISOpticalFlow] | None = getattr(_local, "dis", None)
+    if cache is None:
+        cache = _local.dis = {}
+    inst = cache.get(preset)
+    if inst is None:
+        fs, patch, stride, gd, vr = _DIS[preset]
+        inst = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        inst.setFinestScale(fs)
+        inst.setPatchSize(patch)
+        inst.setPatchStride(stride)
+        inst.setGradientDescentIterations(gd)
+        inst.setVariationalRefinementIterations(vr)
+        inst.setVariationalRefinementGamma(_VR_GAMMA)
+        inst.setUseMeanNormalization(True)  # tolerate brightness changes (fades, flicker)
+        inst.setUseSpatialPropagation(True)
+        cache[preset] = inst
+    return inst
+
+
+def _check_pair(prev: np.ndarray, cur: np.ndarray, what: str) -> None:
+    if prev.ndim != 2 or prev.shape != cur.shape:
+        raise ValueError(f"{what}: expected two (H, W) grey images of one shape, got "
+                         f"{prev.shape} and {cur.shape}")
+
+
+def _to_u8_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Quantise two float images to 8 bits with one shared stretch (DIS takes CV_8UC1).
+
+    The shared min..max stretch keeps brightness constancy between the two and uses all
+    256 codes on dark or low-contrast material.
+    """
+    lo = float(min(a.min(), b.min()))
+    hi = float(max(a.max(), b.max()))
+    k = 255.0 / max(hi - lo, 1e-6)
+
+    def q(x: np.ndarray) -> np.ndarray:
+        return np.clip((x - lo) * k + 0.5, 0, 255).astype(np.uint8)
+
+    return q(a), q(b)
+
+
+def dense_flow(prev: np.ndarray, cur: np.ndarray, *, preset: str = "medium") -> np.ndarray:
+    """Backward flow of *cur*: ``(2, H, W)`` float32 with ``cur(x, y) ~= prev(x+dx, y+dy)``.
+
+    *prev*, *cur*: ``(H, W)`` grey images, float 0..1 (any real dtype). *preset*: one of
+    :data:`PRESETS`, fastest to most accurate ("medium" is the default balance).
+    """
+    if preset not in _DIS:
+        raise ValueError(f"dense_flow: unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
+    prev = np.asarray(prev, dtype=np.float32)
+    cur = np.asarray(cur, dtype=np.float32)
+    _check_pair(prev, cur, "dense_flow")
+    h, w = cur.shape
+    if _PRESMOOTH:
+        prev = cv2.GaussianBlur(prev, (0, 0), _PRESMOOTH)
+        cur = cv2.GaussianBlur(cur, (0, 0), _PRESMOOTH)
+    p8, c8 = _to_u8_pair(prev, cur)
+    fs, patch = _DIS[preset][:2]
+    side = max(_MIN_SIDE, patch << fs)
+    if h < side or w < side:  # DIS needs (patch << finest scale) pixels, or it fails or crashes
+        pad = (0, max(0, side - h), 0, max(0, side - w))
+        p8 = cv2.copyMakeBorder(p8, *pad, cv2.BORDER_REPLICATE)
+        c8 = cv2.copyMakeBorder(c8, *pad, cv2.BORDER_REPLICATE)
+    # DIS.calc(I0, I1) finds f with I0(x) ~= I1(x + f): I0 = cur, I1 = prev. Passing None
+    # (never a previous result) keeps it from using an initial guess: deterministic.
+    flow = _dis(preset).calc(c8, p8, None)[:h, :w]  # type: ignore[call-overload]
+    return np.ascontiguousarray(flow.transpose(2, 0, 1), dtype=np.float32)
+
+
+def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return gx, gy
+
+
+def warp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Sample *img* at ``(x + dx, y + dy)`` with bilinear interpolation (edges clamp).
+
+    With *flow* the backward flow of ``cur``, ``warp(prev, flow)`` is ``prev`` motion
+    compensated onto ``cur``. *img* is ``(H, W)`` or ``(C, H, W)``.
+    """
+    h, w = flow.shape[1:]
+    gx, gy = _grid(h, w)
+    mx, my = gx + flow[0], gy + flow[1]
+    src = np.asarray(img, dtype=np.float32)
+    planes = src[None] if src.ndim == 2 else src
+    out = np.stack([cv2.remap(p, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                    for p in planes])
+    return out[0] if src.ndim == 2 else out
+
+
+def flow_confidence(flow: np.ndarray, reverse: np.ndarray) -> np.ndarray:
+    """Forward-backward consistency of *flow*, ``(H, W)`` float32 in 0..1 (1 = consistent).
+
+    *flow* maps frame A into frame B (defined on A's grid); *reverse* maps B into A. A
+    pixel whose round trip ``x -> x + flow(x) -> x + flow(x) + reverse(x + flow(x))`` does
+    not come back is occluded in B, or the flow is wrong there. Tolerance follows Sundaram
+    et al. (ECCV 2010): ``|flow + reverse'|^2`` against ``0.01 (|flow|^2 + |reverse'|^2) + 0.5``.
+    Pixels whose match falls outside B get 0.
+    """
+    flow = np.asarray(flow, dtype=np.float32)
+    reverse = np.asarray(reverse, dtype=np.float32)
+    if flow.ndim != 3 or flow.shape[0] != 2 or flow.shape != reverse.shape:
+        raise ValueError(f"flow_confidence: expected two (2, H, W) flows, got {flow.shape} and "
+                         f"{reverse.shape}")
+    h, w = flow.shape[1:]
+    gx, gy = _grid(h, w)
+    mx, my = gx + flow[0], gy + flow[1]
+    rx = cv2.remap(reverse[0], mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    ry = cv2.remap(reverse[1], mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    err2 = (flow[0] + rx) ** 2 + (flow[1] + ry) ** 2
+    mag2 = flow[0] ** 2 + flow[1] ** 2 + rx ** 2 + ry ** 2
+    conf = np.exp(-err2 / (0.01 * mag2 + 0.5))
+    inside = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
+    return np.where(inside, conf, 0.0).astype(np.float32)
+
+
+# Scene cuts: work at about 160x120 whatever the input size.
+_SC_AREA = 160 * 120
+_SC_SIGMA = 6.0  # local-normalisation window (pixels at the working size)
+_SC_EPS = 0.05  # contrast floor: noise on flat areas stays small after normalisation
+_SC_BORDER = 8
+CUT_THRESHOLD = 0.7  # see scene_change for the measured margins
+
+
+def _local_norm(x: np.ndarray) -> np.ndarray:
+    """Local zero-mean, unit-contrast image: removes fades, flicker and local flashes' offsets."""
+    z = x - cv2.GaussianBlur(x, (0, 0), _SC_SIGMA)
+    sd = np.sqrt(cv2.GaussianBlur(z * z, (0, 0), _SC_SIGMA))
+    return z / (sd + _SC_EPS)
+
+
+def scene_change(prev: np.ndarray, cur: np.ndarray, *, flow: np.ndarray | None = None) -> float:
+    """How much *cur* fails to be explained by motion from *prev*: 0 (same shot) .. 1 (cut).
+
+    Both frames are brought to ~160x120 and locally contrast-normalised (so fades, flicker
+    and smooth flashes count little); *prev* is motion-compensated onto *cur* with dense
+    flow (*flow*: the backward flow of *cur*, same size as the frames; computed here with
+    the "fast" preset when None) and the residual energy is compared with the frames' own
+    detail energy::
+
+        score = sum (warped - cur)^2 / sum (warped^2 + cur^2)
+
+    Uncorrelated frames score ~1, a well-compensated shot ~0. Measured on 16 skimage
+    photos with noise (224x160): pans <= 0.38, fades <= 0.54, smooth flashes up to +0.6
+    <= 0.66 (on dark, flat pictures; <= 0.3 on textured ones), cuts between any two of the
+    photos >= 0.82; :data:`CUT_THRESHOLD` sits between. A hard-edged flash that saturates
+    a quarter of a flat picture can still score like a cut. A normalised luma histogram
+    difference was tried as a second cue and dropped: between two different photos it was
+    as low as 0.06, below what flashes and fades gave, so it added no safe evidence.
+    """
+    prev = np.asarray(prev, dtype=np.float32)
+    cur = np.asarray(cur, dtype=np.float32)
+    _check_pair(prev, cur, "scene_change")
+    h, w = cur.shape
+    k = (_SC_AREA / (h * w)) ** 0.5
+    sh, sw = max(2 * _SC_BORDER + 8, round(h * k)), max(2 * _SC_BORDER + 8, round(w * k))
+    interp = cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR
+    a = cv2.resize(prev, (sw, sh), interpolation=interp)
+    b = cv2.resize(cur, (sw, sh), interpolation=interp)
+    if flow is None:
+        small = dense_flow(a, b, preset="fast")
+    elif flow.shape != (2, h, w):
+        raise ValueError(f"scene_change: flow of shape {flow.shape} for frames of shape {(h, w)}")
+    else:
+        fx = cv2.resize(np.asarray(flow[0], np.float32), (sw, sh), interpolation=interp) * (sw / w)
+        fy = cv2.resize(np.asarray(flow[1], np.float32), (sw, sh), interpolation=interp) * (sh / h)
+        small = np.stack([fx, fy])
+    wn = _local_norm(warp(a, small))[_SC_BORDER:-_SC_BORDER, _SC_BORDER:-_SC_BORDER]
+    bn = _local_norm(b)[_SC_BORDER:-_SC_BORDER, _SC_BORDER:-_SC_BORDER]
+    energy = float((wn * wn + bn * bn).sum()) + 1e-6 * wn.size
+    return float(min(1.0, ((wn - bn) ** 2).sum() / energy))
+
+
+def is_scene_cut(prev: np.ndarray, cur: np.ndarray, *, flow: np.ndarray | None = None,
+                 threshold: float = CUT_THRESHOLD) -> bool:
+    """True when *prev* and *cur* lie on two sides of a cut (``scene_change > threshold``)."""
+    return scene_change(prev, cur, flow=flow) > threshold
