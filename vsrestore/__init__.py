@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from . import models
 from .errors import VSRestoreError
+from .filters.degrade import degrade
 from .filters.optical_flow import optical_flow
 from .filters.temporal_consistency import temporal_consistency
 from .filters.upscale import upscale
@@ -22,5 +23,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Backend", "OrtCPU", "OrtCUDA", "TensorRT", "TorchCPU", "TorchCUDA", "VSRestoreError",
-    "auto_backend", "models", "optical_flow", "temporal_consistency", "upscale", "__version__",
+    "auto_backend", "degrade", "models", "optical_flow", "temporal_consistency", "upscale", "__version__",
 ]
