@@ -15,6 +15,7 @@ from . import models
 from .errors import VSRestoreError
 from .filters.degrade import degrade
 from .filters.optical_flow import optical_flow
+from .filters.stabilize import stabilize
 from .filters.temporal_consistency import temporal_consistency
 from .filters.upscale import upscale
 from .runtime.backends import Backend, OrtCPU, OrtCUDA, TensorRT, TorchCPU, TorchCUDA, auto_backend
@@ -23,5 +24,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Backend", "OrtCPU", "OrtCUDA", "TensorRT", "TorchCPU", "TorchCUDA", "VSRestoreError",
-    "auto_backend", "degrade", "models", "optical_flow", "temporal_consistency", "upscale", "__version__",
+    "auto_backend", "degrade", "models", "optical_flow", "stabilize", "temporal_consistency",
+    "upscale", "__version__",
 ]
