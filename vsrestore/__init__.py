@@ -11,7 +11,7 @@ Stages are plain functions taking and returning ``vs.VideoNode``::
 
 from __future__ import annotations
 
-from . import models
+from . import metrics, models
 from .errors import VSRestoreError
 from .filters.degrade import degrade
 from .filters.optical_flow import optical_flow
@@ -24,6 +24,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Backend", "OrtCPU", "OrtCUDA", "TensorRT", "TorchCPU", "TorchCUDA", "VSRestoreError",
-    "auto_backend", "degrade", "models", "optical_flow", "stabilize", "temporal_consistency",
+    "auto_backend", "degrade", "metrics", "models", "optical_flow", "stabilize", "temporal_consistency",
     "upscale", "__version__",
 ]
