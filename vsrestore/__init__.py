@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from . import metrics, models
 from .errors import VSRestoreError
+from .filters.deflicker import deflicker
 from .filters.degrade import degrade
 from .filters.optical_flow import optical_flow
 from .filters.stabilize import stabilize
@@ -23,7 +24,7 @@ from .runtime.backends import Backend, OrtCPU, OrtCUDA, TensorRT, TorchCPU, Torc
 __version__ = "0.1.0"
 
 __all__ = [
-    "Backend", "OrtCPU", "OrtCUDA", "TensorRT", "TorchCPU", "TorchCUDA", "VSRestoreError",
-    "auto_backend", "degrade", "metrics", "models", "optical_flow", "stabilize", "temporal_consistency",
-    "upscale", "__version__",
+    "auto_backend", "Backend", "deflicker", "degrade", "metrics", "models", "optical_flow",
+    "OrtCPU", "OrtCUDA", "stabilize", "temporal_consistency", "TensorRT", "TorchCPU", "TorchCUDA",
+    "upscale", "VSRestoreError", "__version__",
 ]
