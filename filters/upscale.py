@@ -12,6 +12,7 @@ from vsrestore import color
 from vsrestore import models as registry
 from vsrestore.bridge import frame_to_array, map_frames, new_frame, resized_template
 from vsrestore.errors import VSRestoreError, check_clip
+from vsrestore.props import mark_synthesized
 from vsrestore.runtime.backends import Backend, auto_backend
 from vsrestore.runtime.loader import LoadedModel
 from vsrestore.runtime.runners import Runner, make_runner
@@ -19,7 +20,6 @@ from vsrestore.runtime.tiling import run_tiled
 
 core = vs.core
 NAME = "upscale"
-SYNTH_PROP = "vsrestore_synthesized"
 
 
 def upscale(clip: vs.VideoNode, scale: int = 2, *, model: str | Path | None = None,
@@ -143,8 +143,7 @@ def _run_model(src: vs.VideoNode, lm: LoadedModel, runner: Runner,
         for p in range(planes):
             np.copyto(np.asarray(fout[p]), y[p])
         if synth:
-            prev = list(fout.props.get(SYNTH_PROP, []))
-            fout.props[SYNTH_PROP] = [*(v.decode() if isinstance(v, bytes) else v for v in prev), NAME]
+            mark_synthesized(fout, NAME)
         return fout
 
     return map_frames(template, [src], fn)

@@ -15,7 +15,9 @@ from . import metrics, models
 from .errors import VSRestoreError
 from .filters.deflicker import deflicker
 from .filters.degrade import degrade
+from .filters.grain import analyze_grain, regrain
 from .filters.optical_flow import optical_flow
+from .filters.restore_color import restore_color
 from .filters.stabilize import stabilize
 from .filters.temporal_consistency import temporal_consistency
 from .filters.upscale import upscale
@@ -24,7 +26,8 @@ from .runtime.backends import Backend, OrtCPU, OrtCUDA, TensorRT, TorchCPU, Torc
 __version__ = "0.1.0"
 
 __all__ = [
-    "auto_backend", "Backend", "deflicker", "degrade", "metrics", "models", "optical_flow",
-    "OrtCPU", "OrtCUDA", "stabilize", "temporal_consistency", "TensorRT", "TorchCPU", "TorchCUDA",
-    "upscale", "VSRestoreError", "__version__",
+    "analyze_grain", "auto_backend", "Backend", "deflicker", "degrade", "metrics", "models",
+    "optical_flow", "OrtCPU", "OrtCUDA", "regrain", "restore_color", "stabilize",
+    "temporal_consistency", "TensorRT", "TorchCPU", "TorchCUDA", "upscale", "VSRestoreError",
+    "__version__",
 ]
