@@ -27,10 +27,10 @@ import cv2
 import numpy as np
 import vapoursynth as vs
 from skimage import data
-from skimage.color import deltaE_ciede2000, rgb2lab
 from vsrestore.filters.restore_color import restore_color
 
 from vsrestore.bridge import clip_from_arrays, clip_to_arrays
+from vsrestore.metrics import delta_e2000
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 FADES = {
@@ -70,10 +70,7 @@ def pan(name: str, n: int, w: int, h: int, seed: int = 0) -> list[np.ndarray]:
     return out
 
 
-def delta_e(a: np.ndarray, b: np.ndarray) -> float:
-    la = rgb2lab(np.clip(a, 0, 1).transpose(1, 2, 0))
-    lb = rgb2lab(np.clip(b, 0, 1).transpose(1, 2, 0))
-    return float(deltaE_ciede2000(la, lb).mean())
+delta_e = delta_e2000  # vsrestore.metrics: mean CIEDE2000 of sRGB frames (D65)
 
 
 def gray_world(frame: np.ndarray) -> np.ndarray:

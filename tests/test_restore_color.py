@@ -6,10 +6,11 @@ import cv2
 import numpy as np
 import pytest
 import vapoursynth as vs
-from skimage.color import deltaE_ciede2000, rgb2lab
+from skimage.color import rgb2lab
 from vsrestore.filters.restore_color import restore_color
 
 from vsrestore.bridge import clip_from_arrays, clip_to_arrays
+from vsrestore.metrics import delta_e2000
 
 from .conftest import photo
 
@@ -56,11 +57,7 @@ def pan(name: str, n: int = 12, step: int = 2, noise: float = 0.004, seed: int =
     return frames
 
 
-def delta_e(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean CIEDE2000 between two ``(3, H, W)`` sRGB frames (D65)."""
-    la = rgb2lab(np.clip(a, 0, 1).transpose(1, 2, 0))
-    lb = rgb2lab(np.clip(b, 0, 1).transpose(1, 2, 0))
-    return float(deltaE_ciede2000(la, lb).mean())
+delta_e = delta_e2000  # vsrestore.metrics: mean CIEDE2000 of sRGB frames (D65)
 
 
 def gray_world(frame: np.ndarray) -> np.ndarray:
