@@ -15,6 +15,7 @@ from . import metrics, models
 from .errors import VSRestoreError
 from .filters.deflicker import deflicker
 from .filters.degrade import degrade
+from .filters.despot import despot
 from .filters.grain import analyze_grain, regrain
 from .filters.optical_flow import optical_flow
 from .filters.restore_color import restore_color
@@ -26,7 +27,7 @@ from .runtime.backends import Backend, OrtCPU, OrtCUDA, TensorRT, TorchCPU, Torc
 __version__ = "0.1.0"
 
 __all__ = [
-    "analyze_grain", "auto_backend", "Backend", "deflicker", "degrade", "metrics", "models",
+    "analyze_grain", "auto_backend", "Backend", "deflicker", "degrade", "despot", "metrics", "models",
     "optical_flow", "OrtCPU", "OrtCUDA", "regrain", "restore_color", "stabilize",
     "temporal_consistency", "TensorRT", "TorchCPU", "TorchCUDA", "upscale", "VSRestoreError",
     "__version__",
