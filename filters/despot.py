@@ -18,6 +18,8 @@ _K_LOW = 3.5  # hysteresis: a seeded defect grows into pixels above this
 _CONF = 0.5  # flow confidence below which a neighbour is not trusted
 _CONF_KEEP = 0.2  # components whose mean flow confidence is below this are dropped
 _MIN_AREA = 2  # components smaller than this (pixels) are noise
+_TEXTURE = 1.5  # a spot must peak this many local (15x15) standard deviations above its neighbours
+_HOLE = 21  # flow is refilled this far (box side, pixels) around each spot
 
 
 def despot(clip: vs.VideoNode, *, strength: float = 1.0, radius: int = 2, output_mask: bool = False,
@@ -30,9 +32,11 @@ def despot(clip: vs.VideoNode, *, strength: float = 1.0, radius: int = 2, output
     grown by hysteresis, cleaned of specks, dilated by *dilate* pixels, and components where
     the optical flow is unreliable (occlusions, fast motion) are dropped. Masked pixels are
     replaced by the median of the motion-compensated neighbours ``n-radius .. n+radius``
-    (without ``n``; real pixels, grain kept). Where no neighbour is reliable, the pixels are
-    inpainted spatially (OpenCV Telea) and the frame gets ``vsrestore_synthesized``
-    ``"despot"``. Pixels outside the mask stay bit-identical to the input.
+    (without ``n``; real pixels, grain kept), sampled (bicubic) along the flow refilled from
+    around the defect; neighbours whose flow is unreliable there are left out unless fewer than
+    two remain. Where no neighbour exists, the pixels are inpainted spatially (OpenCV Telea) and
+    the frame gets ``vsrestore_synthesized`` ``"despot"``. Pixels outside the mask stay
+    bit-identical to the input.
 
     Args:
         clip: any YUV/RGB/GRAY clip, 8-16-bit integer or 16/32-bit float.
@@ -80,7 +84,9 @@ def despot(clip: vs.VideoNode, *, strength: float = 1.0, radius: int = 2, output
         ys = [frame_to_array(x)[0] for x in lumas]
         comp = _compensate(n, ys, radius, total, preset)
         nbs = {d: ys[radius + d] for d in comp}
-        mask = _detect(ys[radius], comp, nbs, k_scale, dilate)
+        mask = _detect(ys[radius], dict(comp), nbs, k_scale, dilate)
+        if mask.any():
+            _refill(comp, nbs, mask)  # the repair samples the neighbours along the refilled flow
         if output_mask:
             fout = new_frame(mask_tpl, frames[radius])
             np.asarray(fout[0])[:] = mask.astype(np.uint8) * 255
@@ -127,25 +133,21 @@ def _detect(cur: np.ndarray, comp: _Comp, nbs: dict[int, np.ndarray], k_scale: f
     sigma = max(_mad(da), _mad(db), 1e-4)
     cand = (np.sign(da) == np.sign(db)) & (np.minimum(np.abs(da), np.abs(db)) > _K_LOW * k_scale * sigma)
     if cand.any():
-        hole = cv2.dilate(cand.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
-        for d, (flow, conf, _) in list(comp.items()):
-            flow = np.stack([_fill(flow[0], hole), _fill(flow[1], hole)])
-            comp[d] = (flow, _fill(conf, hole), warp(nbs[d], flow[0], flow[1], interp="bilinear"))
+        _refill(comp, nbs, cand)
     a, b = comp[pair[0]], comp[pair[1]]
-    diffs = np.stack([cur - c[2] for c in comp.values()])  # every neighbour must see the spike
     sigma = max(_mad(cur - a[2]), _mad(cur - b[2]), 1e-4)
     warped = np.stack([c[2] for c in comp.values()])
-    disagree = warped.max(axis=0) - warped.min(axis=0)
-    spread = cv2.blur(disagree, (5, 5))  # misaligned texture: raise the bar locally
-    same = (np.sign(diffs) == np.sign(diffs[0])).all(axis=0)
-    spike = np.where(same, np.abs(diffs).min(axis=0), 0.0)
-    score = np.where(disagree < 0.5 * spike, spike - 2.0 * spread, 0.0) / sigma
     gy, gx = np.mgrid[0:h, 0:w]
+    outside = np.zeros((h, w), bool)
     for flow, _, _ in comp.values():  # no detection where a neighbour is sampled outside its frame
         sx, sy = gx + flow[0], gy + flow[1]
-        score[(sx < 0) | (sx > w - 1) | (sy < 0) | (sy > h - 1)] = 0.0
-    high = score > _K_HIGH * k_scale
-    low = (score > _K_LOW * k_scale).astype(np.uint8)
+        outside |= (sx < 0) | (sx > w - 1) | (sy < 0) | (sy > h - 1)
+    high = (_score(cur, warped) > _K_HIGH * k_scale * sigma) & ~outside  # seeds: all neighbours agree
+    if len(warped) >= 3:  # growth: a neighbour with its own defect there is left out of the vote
+        odd = np.abs(warped - np.median(warped, axis=0)).argmax(axis=0)
+        warped = np.where(np.arange(len(warped))[:, None, None] == odd, np.nan, warped)
+    low = ((_score(cur, warped) > _K_LOW * k_scale * sigma) & ~outside).astype(np.uint8)
+    spread = cv2.blur(np.nanmax(warped, axis=0) - np.nanmin(warped, axis=0), (5, 5))
     if not high.any():
         return np.zeros((h, w), bool)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(low, connectivity=8)
@@ -159,16 +161,45 @@ def _detect(cur: np.ndarray, comp: _Comp, nbs: dict[int, np.ndarray], k_scale: f
         stats[:, cv2.CC_STAT_AREA], 1)
     # low confidence is harmless in flat areas, where every compensated neighbour still agrees
     trusted = (mean_conf >= _CONF_KEEP) | (mean_spread < 3.0 * sigma)
+    # a real spot stands out of the local texture; texture the flow failed on merely ripples it
+    dev = np.abs(cur - np.median(np.stack([c[2] for c in comp.values()]), axis=0))
+    peak_dev = np.zeros(count)
+    np.maximum.at(peak_dev, lab, dev.ravel())
+    mu = cv2.blur(cur, (15, 15))
+    texture = np.sqrt(np.maximum(cv2.blur(cur * cur, (15, 15)) - mu * mu, 0.0))
+    mean_tex = np.bincount(lab, weights=texture.ravel(), minlength=count) / np.maximum(
+        stats[:, cv2.CC_STAT_AREA], 1)
     keep = seeded & (stats[:, cv2.CC_STAT_AREA] >= _MIN_AREA) & trusted & (idx > 0)
+    keep &= peak_dev >= _TEXTURE * mean_tex
     mask = keep[labels].astype(np.uint8)
     if dilate:
         mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilate + 1,) * 2))
     return mask.astype(bool)
 
 
-def _fill(field: np.ndarray, hole: np.ndarray, sigma: float = 6.0) -> np.ndarray:
-    """*field* with its values inside *hole* replaced by a Gaussian-weighted mean of the outside."""
-    w = (~hole).astype(np.float32)
+def _score(cur: np.ndarray, warped: np.ndarray) -> np.ndarray:
+    """Spike strength: the smallest same-signed difference to the (non-NaN) compensated neighbours."""
+    diffs = cur - warped
+    disagree = np.nanmax(warped, axis=0) - np.nanmin(warped, axis=0)
+    spread = cv2.blur(disagree, (5, 5))  # misaligned texture: raise the bar locally
+    pos, neg = (np.isnan(diffs) | (diffs > 0)).all(axis=0), (np.isnan(diffs) | (diffs < 0)).all(axis=0)
+    spike = np.where(pos | neg, np.nanmin(np.abs(diffs), axis=0), 0.0)
+    return np.where(disagree < 0.5 * spike, spike - 2.0 * spread, 0.0)
+
+
+def _refill(comp: _Comp, nbs: dict[int, np.ndarray], spots: np.ndarray) -> None:
+    """Flow around *spots* (which disturb it) replaced, in place, by the surrounding reliable flow."""
+    hole = cv2.dilate(spots.astype(np.uint8), np.ones((_HOLE, _HOLE), np.uint8)).astype(bool)
+    for d, (flow, conf, _) in list(comp.items()):
+        cert = np.square(conf).astype(np.float32)
+        flow = np.stack([_fill(flow[0], hole, cert), _fill(flow[1], hole, cert)])
+        comp[d] = (flow, _fill(conf, hole), warp(nbs[d], flow[0], flow[1], interp="bilinear", border="clamp"))
+
+
+def _fill(field: np.ndarray, hole: np.ndarray, cert: np.ndarray | None = None,
+          sigma: float = 8.0) -> np.ndarray:
+    """*field* inside *hole* <- Gaussian-weighted (normalised convolution) mean of the outside."""
+    w = (~hole).astype(np.float32) * (1.0 if cert is None else cert)
     num = cv2.GaussianBlur(field * w, (0, 0), sigma)
     den = cv2.GaussianBlur(w, (0, 0), sigma)
     filled = np.where(den > 1e-3, num / np.maximum(den, 1e-3), field)
@@ -207,17 +238,29 @@ def _repair(clip: vs.VideoNode, frames: list[vs.VideoFrame], comp: _Comp, mask: 
             mask.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_AREA) > 0
         if not m.any():
             continue
-        vals = []
+        vals, trust = [], []
         for d, (flow, conf, _) in comp.items():
             fl, cf = (flow, conf) if shape == mask.shape else _scale(flow, conf, shape)
             nb = np.asarray(frames[radius + d][p], dtype=np.float32)
-            wp = warp(nb, fl[0], fl[1], interp="bilinear", border="clamp")
-            vals.append(np.where(cf >= _CONF, wp, np.nan)[m])
+            wp = warp(nb, fl[0], fl[1], interp="bicubic", border="clamp")
+            vals.append(wp[m])
+            trust.append(cf[m] >= _CONF)
         plane = src.astype(np.float32)
         holes = np.ones(int(m.sum()), bool)
         if vals:
-            stack = np.stack(vals)
+            ok = np.stack(trust)
+            ok |= ok.sum(axis=0) < 2  # fewer than two trusted neighbours: a vote of all (flat areas)
+            stack = np.where(ok, np.stack(vals), np.nan)
             holes = np.isnan(stack).all(axis=0)
+            hi, lo = np.where(ok, stack, -np.inf).max(axis=0), np.where(ok, stack, np.inf).min(axis=0)
+            far = hi - lo > 0.2 * (peak or 1.0)  # two neighbours far apart: one has its own defect there
+            far &= (~np.isnan(stack)).sum(axis=0) == 2  # (a median settles it for more)
+            if far.any():  # keep the one closest to a spatial guess
+                ref = cv2.inpaint(plane, m.astype(np.uint8), 3, cv2.INPAINT_TELEA)[m]
+                dist = np.where(np.isnan(stack), np.inf, np.abs(stack - ref))
+                best = np.take_along_axis(stack, dist.argmin(axis=0)[None], axis=0)
+                near = np.abs(stack - best) <= 0.1 * (peak or 1.0)
+                stack = np.where(far & ~near, np.nan, stack)
             with np.errstate(all="ignore"):
                 med = np.nanmedian(np.where(holes[None], 0.0, stack), axis=0)
             plane[m] = np.where(holes, plane[m], med)

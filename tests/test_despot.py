@@ -95,10 +95,12 @@ def test_repair_quality_and_clean_pixels(scene):
         near = cv2.dilate(np.any(objs, axis=0).astype(np.uint8), np.ones((5, 5), np.uint8))
         outside = near == 0  # beyond the defects and the mask's 1-2 px safety margin
         outside_db.append(_psnr(o_fr[:, outside], d_fr[:, outside]))
-    # measured 39..99 dB: the rare false-positive blob on texture costs a frame its 45 dB
-    assert np.median(outside_db) >= 45 and min(outside_db) >= 35, outside_db
-    # measured 74/112 (66 %): target 92 % not met yet (missed defects and flow errors near them)
-    assert good / total >= 0.6, (good, total)
+    # measured 39.2..99 dB (median 64): one over-grown mask at the left edge of the first frame still
+    # costs that frame its 45 dB target
+    assert np.median(outside_db) >= 45 and min(outside_db) >= 38, outside_db
+    # measured 98/112 (87.5 %): target 92 % not met yet (partly covered or missed defects where a
+    # neighbour has its own defect, mostly at the clip ends; residual flow errors)
+    assert good / total >= 0.86, (good, total)
 
 
 def test_static_clean_clip_bit_identical():
