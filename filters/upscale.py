@@ -5,18 +5,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
 import vapoursynth as vs
 
 from vsrestore import color
 from vsrestore import models as registry
-from vsrestore.bridge import frame_to_array, map_frames, new_frame, resized_template
 from vsrestore.errors import VSRestoreError, check_clip
-from vsrestore.props import mark_synthesized
-from vsrestore.runtime.backends import Backend, auto_backend
-from vsrestore.runtime.loader import LoadedModel
-from vsrestore.runtime.runners import Runner, make_runner
-from vsrestore.runtime.tiling import run_tiled
+from vsrestore.runtime.apply import apply_model, prepare_runner
+from vsrestore.runtime.backends import Backend
 
 core = vs.core
 NAME = "upscale"
@@ -73,77 +68,11 @@ def upscale(clip: vs.VideoNode, scale: int = 2, *, model: str | Path | None = No
     if lm.in_channels not in (1, 3) or lm.out_channels != lm.in_channels:
         raise VSRestoreError(NAME, f"model {lm.name} maps {lm.in_channels} to {lm.out_channels} "
                              "channels", "use an RGB (3-channel) or grey (1-channel) model")
-    tile_hw = _parse_tile(tile)
-    if overlap is None:
-        r = lm.receptive_radius or 16
-        overlap = max(8, int(math.ceil(r / 4) * 4))
-    elif overlap < 0:
-        raise VSRestoreError(NAME, f"overlap must be >= 0, got {overlap}", "use overlap=16")
-    runner = make_runner(lm, backend if backend is not None else auto_backend(), NAME)
-    if runner.max_shape is not None and tile_hw is None:
-        tile_hw = (runner.max_shape[0] - 2 * overlap, runner.max_shape[1] - 2 * overlap)
+    if lm.cond_channels:
+        raise VSRestoreError(NAME, f"model {lm.name} needs a noise/artefact level input",
+                             "run it with vr.denoise(clip, scale=...) or vr.deblock(clip, model=...)")
+    runner, tile_hw, overlap = prepare_runner(lm, NAME, tile=tile, overlap=overlap, backend=backend)
     out = clip
     for _ in range(passes):
-        out = _upscale_once(out, lm, runner, luma_only, tile_hw, overlap)
+        out = apply_model(out, lm, runner, stage=NAME, luma_only=luma_only, tile=tile_hw, overlap=overlap)
     return out
-
-
-def _parse_tile(tile: int | tuple[int, int] | None) -> tuple[int, int] | None:
-    if tile is None:
-        return None
-    hw = (tile, tile) if isinstance(tile, int) else tuple(tile)
-    if len(hw) != 2 or any(not isinstance(v, int) or v < 8 for v in hw):
-        raise VSRestoreError(NAME, f"tile must be an int or (height, width) of at least 8, got {tile!r}",
-                             "use e.g. tile=256 or tile=(360, 640)")
-    return (int(hw[0]), int(hw[1]))
-
-
-def _upscale_once(clip: vs.VideoNode, lm: LoadedModel, runner: Runner, luma_only: bool,
-                  tile: tuple[int, int] | None, overlap: int) -> vs.VideoNode:
-    assert clip.format is not None
-    info = color.describe(clip)
-    fam = clip.format.color_family
-    s = lm.scale
-    if fam == vs.GRAY or (luma_only and fam == vs.YUV):
-        y = _run_model(color.to_grays(clip, info), lm, runner, tile, overlap)
-        y = color.from_grays(y, info)
-        if fam == vs.GRAY:
-            return y
-        chroma = core.resize.Spline36(clip, clip.width * s, clip.height * s)
-        return color.with_props(core.std.ShufflePlanes([y, chroma], [0, 1, 2], vs.YUV), info)
-    rgb = _run_model(color.to_rgbs(clip, info), lm, runner, tile, overlap)
-    return color.from_rgbs(rgb, info)
-
-
-def _run_model(src: vs.VideoNode, lm: LoadedModel, runner: Runner,
-               tile: tuple[int, int] | None, overlap: int) -> vs.VideoNode:
-    """Apply the model frame by frame to an RGBS or GRAYS clip."""
-    s = lm.scale
-    template = resized_template(src, src.width * s, src.height * s)
-    synth = lm.kind in ("perceptual", "generative")
-
-    def infer(x: np.ndarray) -> np.ndarray:
-        return np.asarray(runner(x), dtype=np.float32)
-
-    def fn(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
-        arr = frame_to_array(f[0])  # (planes, H, W)
-        planes = arr.shape[0]
-        if lm.in_channels == 3 and planes == 1:
-            x = np.repeat(arr[None], 3, axis=1)  # grey -> (1, 3, H, W)
-        elif lm.in_channels == 1:
-            x = arr[:, None]  # each plane on its own
-        else:
-            x = arr[None]
-        y = np.concatenate([run_tiled(infer, x[i: i + 1], scale=s, tile=tile, overlap=overlap,
-                                      multiple=lm.size_multiple, minimum=lm.min_size)
-                            for i in range(x.shape[0])])
-        y = y.mean(axis=1, keepdims=True)[0] if lm.in_channels == 3 and planes == 1 else y.reshape(
-            planes, y.shape[-2], y.shape[-1])
-        fout = new_frame(template, f[0])
-        for p in range(planes):
-            np.copyto(np.asarray(fout[p]), y[p])
-        if synth:
-            mark_synthesized(fout, NAME)
-        return fout
-
-    return map_frames(template, [src], fn)

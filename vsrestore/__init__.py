@@ -13,8 +13,11 @@ from __future__ import annotations
 
 from . import metrics, models
 from .errors import VSRestoreError
+from .filters.deblock import deblock
 from .filters.deflicker import deflicker
 from .filters.degrade import degrade
+from .filters.degrain import degrain
+from .filters.denoise import denoise
 from .filters.despot import despot
 from .filters.grain import analyze_grain, regrain
 from .filters.optical_flow import optical_flow
@@ -27,7 +30,8 @@ from .runtime.backends import Backend, OrtCPU, OrtCUDA, TensorRT, TorchCPU, Torc
 __version__ = "0.1.0"
 
 __all__ = [
-    "analyze_grain", "auto_backend", "Backend", "deflicker", "degrade", "despot", "metrics", "models",
+    "analyze_grain", "auto_backend", "Backend", "deblock", "deflicker", "degrade", "degrain", "denoise",
+    "despot", "metrics", "models",
     "optical_flow", "OrtCPU", "OrtCUDA", "regrain", "restore_color", "stabilize",
     "temporal_consistency", "TensorRT", "TorchCPU", "TorchCUDA", "upscale", "VSRestoreError",
     "__version__",

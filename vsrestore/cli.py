@@ -21,7 +21,10 @@ commands:
   models info NAME       show a model's card
   models export NAME --onnx PATH
                          export a shipped model (or a model file) to ONNX
-  train sr [...]         train a super-resolution model on the offline corpus
+  models quantize NAME --int8 OUT.onnx [--calib IMAGE...] [--target cpu|tensorrt]
+                         statically quantise to an INT8 QDQ ONNX, calibrated on the images
+                         (default: photos shipped with scikit-image)
+  train NAME [...]       retrain shipped model NAME from its recipe on the offline corpus
   demo [-o DIR]          restore the embedded demo clip (HEVC Main10 + before/after PNG)
 """
 
@@ -38,6 +41,16 @@ def _models(argv: list[str]) -> int:
     p_exp = sub.add_parser("export")
     p_exp.add_argument("name", help="shipped model name or model file")
     p_exp.add_argument("--onnx", type=Path, required=True, help="output .onnx path")
+    p_q = sub.add_parser("quantize", help="INT8 QDQ ONNX (static, calibrated)")
+    p_q.add_argument("name", help="shipped model name or model file")
+    p_q.add_argument("--int8", type=Path, required=True, metavar="OUT.onnx", help="output .onnx path")
+    p_q.add_argument("--calib", type=Path, nargs="+", metavar="IMAGE",
+                     help="calibration images (default: photos shipped with scikit-image)")
+    p_q.add_argument("--target", choices=("cpu", "tensorrt"), default="cpu",
+                     help="cpu: ONNX Runtime CPU (uint8 activations, integer graph); "
+                     "tensorrt: symmetric int8 for TensorRT explicit quantization")
+    p_q.add_argument("--method", choices=("minmax", "percentile", "entropy"), default="minmax",
+                     help="activation range calibration (default minmax)")
     a = ap.parse_args(argv)
     try:
         if a.cmd == "list":
@@ -46,6 +59,17 @@ def _models(argv: list[str]) -> int:
                 print(f"{m.name:<20} {m.task:<8} {m.scale:>5} {m.kind:<11} {m.params:>9,}")
         elif a.cmd == "info":
             print(json.dumps(models.info(a.name).card, indent=2))
+        elif a.cmd == "quantize":
+            from .runtime.export import atomic_write_bytes
+            from .runtime.int8 import quantize_int8
+
+            lm = models.resolve(a.name, "models quantize")
+            calib = [str(p) for p in a.calib] if a.calib else None
+            path = quantize_int8(lm, target=a.target, calibration=calib, method=a.method,
+                                 filter_name="models quantize")
+            atomic_write_bytes(a.int8, path.read_bytes())
+            print(f"wrote {a.int8} (INT8 QDQ for {a.target}, calibrated with {a.method} on "
+                  f"{len(calib) if calib else 'the built-in'} images; cached as {path})", file=sys.stderr)
         else:
             from .runtime.export import export_onnx
 
@@ -72,12 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     if cmd == "models":
         return _models(rest)
     if cmd == "train":
-        if not rest or rest[0] != "sr":
-            print("vsrestore train: name a task: `vsrestore train sr --help`", file=sys.stderr)
-            return 2
-        from .training.sr import main as train_main
+        from .training.trainer import main as train_main
 
-        return train_main(rest[1:])
+        return train_main(rest)
     if cmd == "demo":
         from .demo import main as demo_main
 

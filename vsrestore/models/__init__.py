@@ -19,7 +19,9 @@ from ..runtime.loader import LoadedModel, load_model
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 # model=None picks these: (task, scale) -> shipped model name
-DEFAULTS: dict[tuple[str, int], str] = {("sr", 2): "sr-compact-x2"}
+DEFAULTS: dict[tuple[str, int], str] = {
+    ("sr", 2): "sr-compact-x2", ("sr", 4): "sr-compact-x4", ("denoise", 1): "denoise-drunet",
+    ("denoise", 2): "dnsr-x2", ("deblock", 1): "deblock-drunet"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,4 +85,6 @@ def resolve(model: str | Path, filter_name: str) -> LoadedModel:
 
 
 def default_for(task: str, scale: int) -> str | None:
-    return DEFAULTS.get((task, scale))
+    """The shipped model ``model=None`` picks for (task, scale), if it is installed."""
+    name = DEFAULTS.get((task, scale))
+    return name if name is not None and any(m.name == name for m in available()) else None

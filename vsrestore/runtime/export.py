@@ -39,7 +39,7 @@ def export_onnx(model: LoadedModel, path: Path | str, *, opset: int = OPSET) -> 
         atomic_write_bytes(path, model.onnx_path.read_bytes())
         return path
     s = max(model.size_multiple, model.min_size, 16)
-    x = torch.zeros(1, model.in_channels, s, s)
+    x = torch.zeros(1, model.input_channels, s, s)
     buf = io.BytesIO()
     with torch.inference_mode(False), torch.no_grad():
         torch.onnx.export(

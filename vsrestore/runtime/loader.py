@@ -9,6 +9,7 @@ refused (they carry code).
 from __future__ import annotations
 
 import hashlib
+import math
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,8 +26,9 @@ class LoadedModel:
 
     name: str
     scale: int
-    in_channels: int
+    in_channels: int  # image channels (RGB 3, grey 1)
     out_channels: int
+    cond_channels: int = 0  # constant "level" planes the network takes after the image (DRUNet: 1)
     module: Any = None  # torch.nn.Module (eval mode, CPU, float32)
     onnx_path: Path | None = None
     size_multiple: int = 1
@@ -36,6 +38,11 @@ class LoadedModel:
     kind: str = "fidelity"
     identity: str = ""  # content hash: keys caches (exported ONNX, TensorRT engines)
     card: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def input_channels(self) -> int:
+        """Channels of the network's input tensor: image plus level planes."""
+        return self.in_channels + self.cond_channels
 
 
 def file_sha256(path: Path) -> str:
@@ -93,10 +100,15 @@ def load_state_dict(path: Path, filter_name: str) -> dict[str, Any]:
                          "use .safetensors, .pth/.pt or .onnx")
 
 
-def load_spandrel(path: Path, filter_name: str) -> LoadedModel:
+# spandrel architectures whose descriptor does more than ``model(image)``
+_CONDITIONED = {"DRUNet": 1}  # takes level planes (noise map) after the image: we feed them
+_CUSTOM_CALL = {"DnCNN", "FBCNN", "GFPGAN", "IPT", "MMRealSR", "MixDehazeNet", "RestoreFormer",
+                "RetinexFormer"}
+
+
+def _describe(sd: dict[str, Any], path: Path, filter_name: str) -> Any:
     import spandrel
 
-    sd = load_state_dict(path, filter_name)
     try:
         desc = spandrel.ModelLoader("cpu").load_from_state_dict(spandrel.canonicalize_state_dict(sd))
     except spandrel.UnsupportedModelError as e:
@@ -109,15 +121,46 @@ def load_spandrel(path: Path, filter_name: str) -> LoadedModel:
     if not isinstance(desc, spandrel.ImageModelDescriptor):
         raise VSRestoreError(filter_name, f"{path} is not a single-image model",
                              "use a super-resolution or restoration model")
-    module = desc.model.eval().float()
+    return desc
+
+
+def _module(desc: Any) -> tuple[Any, int]:
+    """The module to call on the (image + level planes) tensor, and the number of level planes."""
+    arch = desc.architecture.id
+    if arch in _CUSTOM_CALL:
+        from .chain import Called
+
+        return Called(desc.model, desc._call_fn), 0
+    return desc.model, _CONDITIONED.get(arch, 0)
+
+
+def load_spandrel(path: Path, filter_name: str) -> LoadedModel:
+    from .chain import Chain, split_stages
+
+    sd = load_state_dict(path, filter_name)
+    parts = split_stages(sd)
+    descs = [_describe(p, path, filter_name) for p in parts] if parts else [_describe(sd, path, filter_name)]
+    mods = [_module(d) for d in descs]
+    for i, (d, (_, cond)) in enumerate(zip(descs, mods, strict=True)):
+        if i and (cond or d.input_channels != descs[i - 1].output_channels):
+            raise VSRestoreError(filter_name, f"{path}: chain stage {i} does not take stage {i - 1}'s "
+                                 "output", "chain stages must map image to image")
+    module = mods[0][0] if len(mods) == 1 else Chain([m for m, _ in mods])
+    module = module.eval().float()
     for p in module.parameters():
         p.requires_grad_(False)
-    req = desc.size_requirements
+    scale = 1
+    multiple, minimum = 1, 1
+    for d in descs:
+        req = d.size_requirements
+        multiple = math.lcm(multiple, int(req.multiple_of))  # conservative for later stages
+        minimum = max(minimum, int(req.minimum))
+        scale *= int(d.scale)
     return LoadedModel(
-        name=path.stem, scale=int(desc.scale), in_channels=int(desc.input_channels),
-        out_channels=int(desc.output_channels), module=module,
-        size_multiple=int(req.multiple_of), min_size=int(req.minimum),
-        supports_half=bool(desc.supports_half), identity=file_sha256(path))
+        name=path.stem, scale=scale, in_channels=int(descs[0].input_channels),
+        out_channels=int(descs[-1].output_channels), cond_channels=mods[0][1], module=module,
+        size_multiple=multiple, min_size=minimum,
+        supports_half=all(bool(d.supports_half) for d in descs), identity=file_sha256(path))
 
 
 def load_onnx(path: Path, filter_name: str) -> LoadedModel:

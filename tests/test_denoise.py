@@ -1,0 +1,106 @@
+"""vr.denoise / vr.deblock mechanics: level plumbing, formats, strength 0, errors.
+
+The shipped models' quality is measured in tests/test_restoration_quality.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import vapoursynth as vs
+from vsrestore.filters.deblock import deblock
+from vsrestore.filters.denoise import denoise, estimate_sigma
+
+from tests.conftest import photo
+from vsrestore.bridge import clip_from_arrays, clip_to_arrays
+from vsrestore.errors import VSRestoreError
+
+core = vs.core
+
+
+@pytest.fixture(scope="module")
+def tiny_drunet(tmp_path_factory):
+    """A small DRUNet (RGB + level plane) with fixed random weights."""
+    import torch
+    from safetensors.torch import save_file
+    from spandrel.architectures.DRUNet import DRUNet
+
+    torch.manual_seed(2)
+    m = DRUNet(in_nc=4, out_nc=3, nc=[8, 8, 8, 8], nb=2, act_mode="R", downsample_mode="strideconv",
+               upsample_mode="convtranspose")
+    path = tmp_path_factory.mktemp("models") / "tiny-drunet.safetensors"
+    save_file({k: v.contiguous() for k, v in m.state_dict().items()}, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def noisy_clip():
+    rng = np.random.default_rng(5)
+    img = photo("coffee")[:, :96, :128]
+    frames = [np.clip(np.rint((img + rng.normal(0, 20 / 255, img.shape)) * 255), 0, 255) / 255
+              for _ in range(3)]
+    return clip_from_arrays([f.astype(np.float32) for f in frames], vs.RGBS)
+
+
+def test_strength_zero_is_the_input(noisy_clip, tiny_drunet):
+    assert denoise(noisy_clip, 0, model=tiny_drunet) is noisy_clip
+    assert deblock(noisy_clip, 0, model=tiny_drunet) is noisy_clip
+
+
+def test_level_reaches_the_network(noisy_clip, tiny_drunet):
+    a = clip_to_arrays(denoise(noisy_clip, 5, model=tiny_drunet))[0]
+    b = clip_to_arrays(denoise(noisy_clip, 40, model=tiny_drunet))[0]
+    c = clip_to_arrays(deblock(noisy_clip, 40, model=tiny_drunet))[0]
+    assert a.shape == (3, 96, 128) and np.abs(a - b).max() > 1e-3
+    np.testing.assert_array_equal(b, c)  # same network, same level plane
+
+
+def test_blind_sigma_estimate(noisy_clip):
+    assert abs(estimate_sigma(noisy_clip) - 20) < 2.5
+
+
+@pytest.mark.parametrize("fmt,w,h", [(vs.YUV420P8, 118, 82), (vs.YUV444P16, 71, 49), (vs.GRAY16, 64, 40),
+                                     (vs.RGBH, 64, 48)])
+def test_formats_sizes_and_props(tiny_drunet, fmt, w, h):
+    src = clip_from_arrays([photo("chelsea")[:, :h, :w]], vs.RGBS)
+    kw = {"matrix_s": "709"} if fmt != vs.RGBH else {}
+    clip = core.resize.Bicubic(src, format=fmt, **kw)
+    out = denoise(clip, 10, model=tiny_drunet, tile=32, overlap=8)
+    assert out.format.id == clip.format.id and (out.width, out.height) == (w, h)
+    f = out.get_frame(0)
+    if fmt in (vs.YUV420P8, vs.YUV444P16):
+        assert f.props["_Matrix"] == 1
+
+
+def test_luma_chroma_untouched_planes_for_grey_model_input(tiny_drunet):
+    """GRAY clips go through the RGB model as grey and come back as one plane."""
+    clip = core.std.BlankClip(format=vs.GRAY8, width=40, height=32, color=[128], length=1)
+    out = deblock(clip, 6, model=tiny_drunet)
+    assert out.format.id == vs.GRAY8 and out.get_frame(0)[0].shape == (32, 40)
+
+
+@pytest.mark.parametrize("kwargs,msg", [
+    ({"strength": -1}, "strength must be None or a noise sigma"),
+    ({"strength": "x"}, "strength must be None or a noise sigma"),
+    ({"scale": 3}, "scale must be 1 or 2"),
+])
+def test_denoise_bad_arguments(noisy_clip, tiny_drunet, kwargs, msg):
+    with pytest.raises(vs.Error, match=msg):
+        denoise(noisy_clip, model=tiny_drunet, **kwargs)
+
+
+def test_wrong_models_are_refused(noisy_clip, tiny_model, tiny_drunet, tmp_path):
+    with pytest.raises(VSRestoreError, match="does not take a noise level"):
+        denoise(noisy_clip, 10, model=tiny_model)
+    with pytest.raises(VSRestoreError, match="not a level-conditioned"):
+        deblock(noisy_clip, 4, model=tiny_model)
+    with pytest.raises(VSRestoreError, match="scales by 1, but scale=2"):
+        denoise(noisy_clip, 10, scale=2, model=tiny_drunet)
+    with pytest.raises(VSRestoreError, match="neither a shipped model nor an existing file"):
+        deblock(noisy_clip, 4, model=tmp_path / "missing.safetensors")
+    with pytest.raises(VSRestoreError, match="deblock: strength must be None or an artefact level"):
+        deblock(noisy_clip, 99, model=tiny_drunet)
+    with pytest.raises(VSRestoreError, match="upscale: model .* needs a noise/artefact level"):
+        from vsrestore.filters.upscale import upscale
+
+        upscale(noisy_clip, 1, model=tiny_drunet)

@@ -1,0 +1,102 @@
+"""Training framework: recipes, degradations, resumable deterministic runs, model cards.
+
+Runs tiny recipes on a few photos shipped with scikit-image (written to a temporary
+manifest), so it needs nothing from ../shared/.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.conftest import photo
+from vsrestore.training import recipes, tasks, trainer
+from vsrestore.training.recipes import Recipe
+
+TINY = Recipe(name="tiny-denoise", task="denoise", arch="drunet", arch_args={"nc": [8, 8, 8, 8], "nb": 2},
+              steps=24, batch=2, patch=32, lr=1e-3, ckpt_every=8, threads=1)
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    d = tmp_path_factory.mktemp("corpus")
+    paths = []
+    for name, crop in (("train-a", "coffee"), ("train-b", "chelsea"), ("astronaut", "astronaut")):
+        img = photo(crop)[:, :160, :200]
+        p = d / f"{name}.png"
+        Image.fromarray(np.rint(img.transpose(1, 2, 0) * 255).astype(np.uint8)).save(p)
+        paths.append(str(p))
+    m = d / "images.txt"
+    m.write_text("\n".join(paths) + "\n")
+    return m
+
+
+def test_every_recipe_is_consistent():
+    for r in recipes.RECIPES.values():
+        assert r.task in ("sr", "denoise", "deblock", "dnsr") and r.kind in ("fidelity", "perceptual")
+        assert r.arch in ("compact", "drunet", "chain")
+        assert all(i in recipes.RECIPES for i in r.init), r.name
+        if r.kind == "perceptual":
+            assert set(r.loss_weights) == {"l1", "perceptual", "gan"} and r.init
+    assert recipes.get("sr-compact-x2").arch_args == {"num_feat": 32, "num_conv": 12}
+    with pytest.raises(KeyError, match="no recipe named"):
+        recipes.get("nope")
+
+
+def test_noise_batches_are_8bit_and_levelled():
+    rng = np.random.default_rng(0)
+    clean = photo("coffee")[:, :80, :80]
+    sampler = tasks.PatchSampler([tasks.Pair(clean, clean)], 1, 32, rng)
+    inp, tgt = tasks.training_batch(TINY.with_overrides(batch=4), sampler, rng)
+    assert inp.shape == (4, 4, 32, 32) and tgt.shape == (4, 3, 32, 32)
+    img, level = inp[:, :3], inp[:, 3]
+    assert torch.allclose(img * 255, torch.round(img * 255), atol=1e-4)
+    for i in range(4):  # the level plane is the sigma of the noise that was added
+        assert float(level[i].std()) < 1e-6
+        sigma = float((img[i] - tgt[i]).std()) * 255
+        assert abs(sigma - float(level[i, 0, 0]) * 255) < 0.25 * float(level[i, 0, 0]) * 255 + 1.5
+
+
+def test_compressed_pairs_are_real_encoder_output():
+    rng = np.random.default_rng(1)
+    img = photo("astronaut")[:, :300, :400]
+    pairs = tasks.compressed_pairs([img], rng, crops=2, size=(160, 128))
+    assert len(pairs) == 6
+    for p in pairs:
+        assert p.inp.dtype == np.uint8 and p.inp.shape == (3, 128, 160)
+        rms = np.sqrt(np.mean((p.inp / 255.0 - p.tgt / 255.0) ** 2))
+        assert p.level is not None and abs(rms - p.level) < 1.5 / 255 and p.level > 0.5 / 255
+
+
+def test_resumed_run_equals_uninterrupted_run(manifest, tmp_path, monkeypatch):
+    straight = trainer.train(TINY, manifest, tmp_path / "a", tmp_path / "wa")
+    real = tasks.training_batch
+    calls = {"n": 0}
+
+    def stop_at_12(*a, **k):
+        calls["n"] += 1
+        if calls["n"] > 12:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(tasks, "training_batch", stop_at_12)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train(TINY, manifest, tmp_path / "b", tmp_path / "wb")
+    monkeypatch.setattr(tasks, "training_batch", real)
+    resumed = trainer.train(TINY, manifest, tmp_path / "b", tmp_path / "wb")  # from the step-8 checkpoint
+    from safetensors.torch import load_file
+
+    wa, wb = load_file(str(tmp_path / "a" / "tiny-denoise.safetensors")), load_file(
+        str(tmp_path / "b" / "tiny-denoise.safetensors"))
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0)
+    assert straight["metrics"] == resumed["metrics"]
+    card = json.loads(json.dumps(straight))
+    assert card["held_out"] == ["astronaut"] and card["training_pictures"] == ["train-a", "train-b"]
+    assert card["command"] == "vsrestore train tiny-denoise" and card["params"] > 0
+    s25 = card["metrics"]["sigma25"]
+    assert s25["psnr_noisy"] < 22 and 15 < s25["sigma_estimated_mean"] < 35

@@ -1,0 +1,242 @@
+"""``vsrestore train NAME``: train a shipped model from its recipe, resumably.
+
+Checkpoints go to ``--work`` every ``ckpt_every`` steps; a run that finds one resumes
+from it (same result as an uninterrupted run). The result is ``NAME.safetensors`` plus a
+model card ``NAME.json`` (architecture, parameters, data, held-out set, recipe, measured
+metrics, the command, the machine and the time it took) in ``--out`` (default: the
+package's shipped weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import data, evaluate, recipes, tasks
+from .recipes import Recipe
+
+log = logging.getLogger("vsrestore.train")
+
+WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "weights"
+_ARCH_TEXT = {"compact": "Compact (SRVGGNetCompact; spandrel id 'Compact')",
+              "drunet": "DRUNet (spandrel id 'DRUNet'), noise-level plane as 4th input channel",
+              "chain": "chain: DRUNet (spandrel 'DRUNet') then Compact (spandrel 'Compact'), one network"}
+_LOSS_TEXT = {"l1": "L1 (pixel)", "perceptual": "VGG16 features (stlpips-pytorch backbone)",
+              "gan": "relativistic average GAN (patch discriminator)"}
+
+
+def build(recipe: Recipe) -> nn.Module:
+    """The recipe's network, initialised (from shipped models when ``recipe.init`` names them)."""
+    from spandrel.architectures.Compact import Compact
+    from spandrel.architectures.DRUNet import DRUNet
+
+    a = recipe.arch_args
+    if recipe.arch == "compact":
+        net: nn.Module = Compact(num_in_ch=3, num_out_ch=3, num_feat=a["num_feat"], num_conv=a["num_conv"],
+                                 upscale=recipe.scale)
+    elif recipe.arch == "drunet":
+        net = DRUNet(in_nc=4, out_nc=3, nc=list(a["nc"]), nb=a["nb"], act_mode="R",
+                     downsample_mode="strideconv", upsample_mode="convtranspose")
+    elif recipe.arch == "chain":
+        from .. import models
+        from ..runtime.chain import Chain
+
+        net = Chain([models.resolve(name, "train").module for name in recipe.init])
+        net = _copy(net)
+        return net.train()
+    else:
+        raise ValueError(f"unknown arch {recipe.arch!r}")
+    if recipe.init:
+        from safetensors.torch import load_file
+
+        from .. import models
+
+        net.load_state_dict(load_file(str(models.info(recipe.init[0]).path)))
+    return net
+
+
+def _copy(net: nn.Module) -> nn.Module:
+    import copy
+
+    net = copy.deepcopy(net)
+    for p in net.parameters():
+        p.requires_grad_(True)
+    return net
+
+
+def _save_ckpt(path: Path, state: dict[str, Any], rng: np.random.Generator) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.with_suffix(".rng.json").write_text(json.dumps(rng.bit_generator.state))
+    tmp.replace(path)
+    tmp.with_suffix(".rng.json").replace(path.with_suffix(".rng.json"))
+
+
+def _receptive_radius(recipe: Recipe) -> int:
+    if recipe.arch == "compact":
+        return int(recipe.arch_args["num_conv"]) + 2
+    return 64  # DRUNet's three downsamplings: context far beyond any tile overlap we would pick
+
+
+def train(recipe: Recipe, manifest: Path, out_dir: Path, work: Path, device: str = "cpu") -> dict[str, Any]:
+    torch.set_num_threads(recipe.threads)
+    torch.manual_seed(recipe.seed)
+    rng = np.random.default_rng(recipe.seed)
+    train_paths, held = tasks.split_for(recipe, data.read_manifest(manifest))
+    log.info("%s: %d training files, %d held out", recipe.name, len(train_paths), len(held))
+    t0 = time.time()
+    pairs = tasks.prepare(recipe, train_paths, rng)
+    log.info("prepared %d pairs in %.0f s", len(pairs), time.time() - t0)
+
+    net = build(recipe).to(device)
+    perceptual = recipe.kind == "perceptual"
+    params: list[nn.Parameter] = list(net.parameters())
+    opt = torch.optim.Adam(params, lr=recipe.lr, betas=(0.9, 0.99))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=recipe.steps,
+                                                pct_start=0.05, final_div_factor=100)
+    disc = feat = d_opt = None
+    if perceptual:
+        from .perceptual import PatchDiscriminator, VGGFeatureLoss, relativistic_losses
+
+        disc = PatchDiscriminator().to(device)
+        feat = VGGFeatureLoss().to(device)
+        d_opt = torch.optim.Adam(disc.parameters(), lr=recipe.lr, betas=(0.9, 0.99))
+    work.mkdir(parents=True, exist_ok=True)
+    ckpt = work / f"{recipe.name}.ckpt"
+    step = 0
+    if ckpt.exists():
+        state = torch.load(ckpt, weights_only=True, map_location=device)
+        net.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        if disc is not None and d_opt is not None:
+            disc.load_state_dict(state["disc"])
+            d_opt.load_state_dict(state["d_opt"])
+        torch.set_rng_state(state["torch_rng"])
+        rng.bit_generator.state = json.loads(ckpt.with_suffix(".rng.json").read_text())
+        step = int(state["step"])
+        log.info("resumed from %s at step %d", ckpt, step)
+    sampler = tasks.PatchSampler(pairs, recipe.scale, recipe.patch, rng)
+    w = recipe.loss_weights
+    t_log = time.time()
+    net.train()
+    while step < recipe.steps:
+        inp, tgt = tasks.training_batch(recipe, sampler, rng)
+        inp, tgt = inp.to(device), tgt.to(device)
+        out = net(inp)
+        loss = w.get("l1", 1.0) * F.l1_loss(out, tgt)
+        if disc is not None and feat is not None and d_opt is not None:
+            loss = loss + w["perceptual"] * feat(out, tgt)
+            for p in disc.parameters():
+                p.requires_grad_(False)
+            g_adv, _ = relativistic_losses(disc(tgt).detach(), disc(out))
+            loss = loss + w["gan"] * g_adv
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if disc is not None and d_opt is not None:
+            for p in disc.parameters():
+                p.requires_grad_(True)
+            _, d_loss = relativistic_losses(disc(tgt), disc(out.detach()))
+            d_opt.zero_grad(set_to_none=True)
+            d_loss.backward()
+            d_opt.step()
+        step += 1
+        if step % 100 == 0:
+            dt = (time.time() - t_log) / 100
+            log.info("step %d/%d loss %.5f (%.2f s/step, %.0f min left)", step, recipe.steps, loss.item(),
+                     dt, dt * (recipe.steps - step) / 60)
+            t_log = time.time()
+        if step % recipe.ckpt_every == 0 or step == recipe.steps:
+            state = {"model": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                     "step": step, "torch_rng": torch.get_rng_state()}
+            if disc is not None and d_opt is not None:
+                state |= {"disc": disc.state_dict(), "d_opt": d_opt.state_dict()}
+            _save_ckpt(ckpt, state, rng)
+
+    net.eval()
+    reference = None
+    if perceptual and recipe.init:
+        from .. import models
+
+        reference = models.resolve(recipe.init[0], "train").module
+    log.info("evaluating on %d held-out files", len(held))
+    metrics = evaluate.evaluate(recipe, net, held, device, reference)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    from safetensors.torch import save_file
+
+    save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
+              str(out_dir / f"{recipe.name}.safetensors"))
+    return card(recipe, net, train_paths, held, metrics, device)
+
+
+def card(recipe: Recipe, net: nn.Module, train_paths: list[Path], held: list[Path],
+         metrics: dict[str, Any], device: str) -> dict[str, Any]:
+    level = {"denoise": "4th input plane = noise sigma / 255 (0-255 scale sigma)",
+             "dnsr": "4th input plane = noise sigma / 255 of the low-resolution input",
+             "deblock": "4th input plane = RMS compression error / 255 (0-255 scale)"}.get(recipe.task)
+    where = (torch.cuda.get_device_name(0) if device.startswith("cuda")
+             else f"{platform.processor() or platform.machine()}, {recipe.threads} CPU threads")
+    return {
+        "name": recipe.name, "task": recipe.task, "scale": recipe.scale, "kind": recipe.kind,
+        "summary": recipe.summary,
+        "architecture": _ARCH_TEXT[recipe.arch],
+        "params": sum(p.numel() for p in net.parameters()),
+        "receptive_radius": _receptive_radius(recipe),
+        "input": "RGB float 0..1, NCHW" + (f"; {level}" if level else ""),
+        "loss": " + ".join(f"{v:g} x {_LOSS_TEXT[k]}" for k, v in recipe.loss_weights.items()),
+        "init": list(recipe.init),
+        "training_data": ("offline corpus (shared/data/corpus.sh), " + (tasks.__doc__ or "").split(
+            "\n\n")[0].replace("\n", " ")),
+        "training_pictures": sorted({data.picture_name(p) for p in train_paths}),
+        "held_out": sorted({data.picture_name(p) for p in held}),
+        "metrics_method": " ".join((evaluate.__doc__ or "").split()),
+        "metrics": metrics,
+        "recipe": asdict(recipe),
+        "command": f"vsrestore train {recipe.name}",
+        "trained_on": f"{where}, torch {torch.__version__}",
+        "train_seconds": None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="vsrestore train", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("name", help=f"recipe: {', '.join(recipes.RECIPES)}")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="override (a shorter run is not the shipped model)")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    ap.add_argument("--manifest", type=Path, default=data.env_manifest())
+    ap.add_argument("--out", type=Path, default=None, help="output folder (default: shipped weights)")
+    ap.add_argument("--work", type=Path, default=Path(".vsrestore-train"))
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    try:
+        recipe = recipes.get(a.name).with_overrides(steps=a.steps, threads=a.threads)
+    except KeyError as e:
+        ap.error(str(e))
+    out = a.out or WEIGHTS
+    t0 = time.time()
+    result = train(recipe, a.manifest, out, a.work, a.device)
+    result["train_seconds"] = round(time.time() - t0)
+    (out / f"{recipe.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    log.info("wrote %s (%s): %s", out / recipe.name, f"{result['train_seconds'] / 60:.0f} min",
+             json.dumps(result["metrics"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
