@@ -19,6 +19,8 @@ commands:
                          metadata taken from the clip's frame props
   models list            list shipped models
   models info NAME       show a model's card
+  models evaluate NAME [--write]
+                         measure a shipped model again on its held-out set (offline corpus)
   models export NAME --onnx PATH
                          export a shipped model (or a model file) to ONNX
   models quantize NAME --int8 OUT.onnx [--calib IMAGE...] [--target cpu|tensorrt]
@@ -38,6 +40,9 @@ def _models(argv: list[str]) -> int:
     sub.add_parser("list")
     p_info = sub.add_parser("info")
     p_info.add_argument("name")
+    p_ev = sub.add_parser("evaluate", help="measure a shipped model again on its held-out set (corpus)")
+    p_ev.add_argument("name")
+    p_ev.add_argument("--write", action="store_true", help="update the model card's metrics")
     p_exp = sub.add_parser("export")
     p_exp.add_argument("name", help="shipped model name or model file")
     p_exp.add_argument("--onnx", type=Path, required=True, help="output .onnx path")
@@ -59,6 +64,16 @@ def _models(argv: list[str]) -> int:
                 print(f"{m.name:<20} {m.task:<8} {m.scale:>5} {m.kind:<11} {m.params:>9,}")
         elif a.cmd == "info":
             print(json.dumps(models.info(a.name).card, indent=2))
+        elif a.cmd == "evaluate":
+            from .training import data
+            from .training.trainer import reevaluate
+
+            card = reevaluate(a.name, data.env_manifest())
+            print(json.dumps(card["metrics"], indent=2))
+            if a.write:
+                path = models.info(a.name).path.with_suffix(".json")
+                path.write_text(json.dumps(card, indent=2) + "\n")
+                print(f"updated {path}", file=sys.stderr)
         elif a.cmd == "quantize":
             from .runtime.export import atomic_write_bytes
             from .runtime.int8 import quantize_int8

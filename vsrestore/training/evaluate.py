@@ -27,6 +27,18 @@ from .recipes import Recipe
 
 Net = Callable[[torch.Tensor], torch.Tensor]
 
+METHODS = {
+    "sr": "PSNR-Y BT.601 (16-235), 4 px shave, centre crops of the held-out pictures (box-shrunk by 2, "
+          "bicubic b=0 c=0.5 down), vs zimg Lanczos-3; perceptual models: ST-LPIPS (AlexNet, "
+          "shift-tolerant) vs the fidelity model they start from",
+    "denoise": "RGB PSNR, 256x256 centre crops of the box-shrunk held-out pictures, Gaussian sigma "
+               "15/25/50 (seeded, clipped, 8 bit); true sigma and blind (estimated) sigma",
+    "deblock": "Y-PSNR (BT.601, full frame), 320x240 held-out pans (8 frames, 1 px/frame) through "
+               "libx264 CRF 40 preset medium, frames 0/3/7; true and self-consistent (blind) level",
+    "dnsr": "PSNR-Y at x2 (as sr, 384 crops) with Gaussian sigma 15/25 on the low-resolution input; "
+            "the joint model vs denoise-drunet then sr-compact-x2 (both blind sigma)",
+}
+
 
 @torch.inference_mode()
 def run(net: Net, img: np.ndarray, level: float | None = None, device: str = "cpu") -> np.ndarray:

@@ -27,6 +27,16 @@ from .recipes import Recipe
 
 log = logging.getLogger("vsrestore.train")
 
+DESCRIPTIONS = {
+    "sr": "box-shrunk by 2 (JPEG washed out); input by zimg bicubic (b=0, c=0.5) at 1/scale",
+    "denoise": "box-shrunk by 2; input + Gaussian noise sigma ~ U(0, 50) (0-255), clipped, 8 bit; "
+               "level plane sigma/255",
+    "dnsr": "box-shrunk by 2, bicubic (b=0, c=0.5) to 1/2, then Gaussian noise sigma ~ U(0, 50) on the "
+            "low-resolution input, clipped, 8 bit; level plane sigma/255",
+    "deblock": "box-shrunk by 2; 320x240 crops panned over 6 frames, libx264 (CRF 20-48, 60 %), libx265 "
+               "(CRF 20-48, 25 %) or JPEG (q 10-60, 15 %), frames 0/2/5; level plane = RMS error/255",
+}
+
 # pictures that are flat-colour artwork / line art (the "art" data of anime models)
 ART = ("firstgeneration", "FlyingKonqui", "SafeLanding", "the-mouse", "goldfish", "city", "desert",
        "calla", "Kay", "Patak", "Canopee", "Cascade", "Flow", "IceCold", "pixels-d", "pixels-l",

@@ -198,17 +198,34 @@ def card(recipe: Recipe, net: nn.Module, train_paths: list[Path], held: list[Pat
         "input": "RGB float 0..1, NCHW" + (f"; {level}" if level else ""),
         "loss": " + ".join(f"{v:g} x {_LOSS_TEXT[k]}" for k, v in recipe.loss_weights.items()),
         "init": list(recipe.init),
-        "training_data": ("offline corpus (shared/data/corpus.sh), " + (tasks.__doc__ or "").split(
-            "\n\n")[0].replace("\n", " ")),
+        "training_data": (f"offline corpus (shared/data/corpus.sh), {recipe.data} pictures: "
+                          + tasks.DESCRIPTIONS[recipe.task]),
         "training_pictures": sorted({data.picture_name(p) for p in train_paths}),
         "held_out": sorted({data.picture_name(p) for p in held}),
-        "metrics_method": " ".join((evaluate.__doc__ or "").split()),
+        "metrics_method": evaluate.METHODS[recipe.task],
         "metrics": metrics,
         "recipe": asdict(recipe),
         "command": f"vsrestore train {recipe.name}",
         "trained_on": f"{where}, torch {torch.__version__}",
         "train_seconds": None,
     }
+
+
+def reevaluate(name: str, manifest: Path, device: str = "cpu") -> dict[str, Any]:
+    """Measure shipped model *name* again on its held-out set (``vsrestore models evaluate``):
+    its card with fresh ``metrics`` (the training record -- time, machine -- is kept)."""
+    from .. import models
+
+    recipe = recipes.get(name)
+    info = models.info(name)
+    net = models.resolve(name, "evaluate").module.to(device)
+    train_paths, held = tasks.split_for(recipe, data.read_manifest(manifest))
+    reference = models.resolve(recipe.init[0], "evaluate").module if recipe.kind == "perceptual" else None
+    metrics = evaluate.evaluate(recipe, net, held, device, reference)
+    fresh = card(recipe, net, train_paths, held, metrics, device)
+    for key in ("trained_on", "train_seconds"):
+        fresh[key] = info.card.get(key)
+    return fresh
 
 
 def main(argv: list[str] | None = None) -> int:
