@@ -88,9 +88,10 @@ def _yuv(frames: list[np.ndarray]) -> vs.VideoNode:
     return core.std.SetFrameProps(yuv, _Matrix=1, _Range=0)
 
 
-def ours(clip: vs.VideoNode, src: vs.VideoNode, preset: str) -> vs.VideoNode:
+def ours(clip: vs.VideoNode, src: vs.VideoNode, preset: str, scale: float = 1.0,
+         confidence: bool = True) -> vs.VideoNode:
     """Frame n-1 of *src* warped onto n with our backward flow of *clip*, as GRAYS 0..1."""
-    flow = optical_flow(clip, preset=preset)
+    flow = optical_flow(clip, preset=preset, scale=scale, confidence=confidence)
     y = core.resize.Point(core.std.ShufflePlanes(src, 0, vs.GRAY), format=vs.GRAYS, range_in=0, range=1)
     prev = y[0] + y[:-1]
 
@@ -148,6 +149,9 @@ def main() -> int:
     setups: dict[str, Callable[[vs.VideoNode], vs.VideoNode]] = {
         "ours medium": lambda src: ours(clip, src, "medium"),
         "ours fast": lambda src: ours(clip, src, "fast"),
+        "ours fast, no confidence": lambda src: ours(clip, src, "fast", confidence=False),
+        "ours ultrafast, no conf.": lambda src: ours(clip, src, "ultrafast", confidence=False),
+        "ours medium 1/2, no conf.": lambda src: ours(clip, src, "medium", 0.5, confidence=False),
         "mvtools b8/o4": lambda src: mvtools(clip, src, 8, None),
         "mvtools b16/o8": lambda src: mvtools(clip, src, 16, None),
         "mvtools b16/o8+recalc b8/o4": lambda src: mvtools(clip, src, 16, 8),
@@ -171,7 +175,7 @@ def main() -> int:
         (p, m), (pc, mc) = errs[name], errs_clean[name]
         print(f"{name:28s} {p:14.2f} {m:6.3f} {pc:14.2f} {mc:6.3f} {med[name]:12.2f}  "
               f"{', '.join(f'{x:.2f}' for x in runs[name])}")
-    for name in ("ours medium", "ours fast"):
+    for name in (k for k in setups if k.startswith("ours")):
         print(f"{name}: PSNR {errs[name][0] - errs[best_err][0]:+.2f} dB (noisy), "
               f"{errs_clean[name][0] - errs_clean[best_err][0]:+.2f} dB (clean) vs {best_err}; "
               f"speed x{med[name] / med[best_err]:.2f} of it, x{med[name] / med[best_fps]:.2f} of {best_fps}")

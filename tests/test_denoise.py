@@ -104,3 +104,24 @@ def test_wrong_models_are_refused(noisy_clip, tiny_model, tiny_drunet, tmp_path)
         from vsrestore.filters.upscale import upscale
 
         upscale(noisy_clip, 1, model=tiny_drunet)
+
+
+def test_chain_model_denoises_and_upscales(noisy_clip, tiny_drunet, tiny_model, tmp_path):
+    """A chain file (stages.0 = DRUNet, stages.1 = Compact x2) loads as one x2 model with a level."""
+    from safetensors.torch import load_file, save_file
+
+    from vsrestore.runtime.loader import load_model
+
+    sd = {f"stages.0.{k}": v for k, v in load_file(str(tiny_drunet)).items()}
+    sd |= {f"stages.1.{k}": v for k, v in load_file(str(tiny_model)).items()}
+    path = tmp_path / "chain.safetensors"
+    save_file(sd, str(path))
+    lm = load_model(path, "denoise")
+    assert (lm.scale, lm.in_channels, lm.cond_channels, lm.size_multiple) == (2, 3, 1, 8)
+    out = denoise(noisy_clip, 12, scale=2, model=path)
+    a = clip_to_arrays(out)[0]
+    assert a.shape == (3, 192, 256) and np.isfinite(a).all()
+    from vsrestore import TorchCPU
+
+    b = clip_to_arrays(denoise(noisy_clip, 12, scale=2, model=path, backend=TorchCPU()))[0]
+    assert np.abs(a - b).max() < 1e-4  # the ONNX export (ORT, default on CPU) matches torch

@@ -28,9 +28,12 @@ PRESETS = ("ultrafast", "fast", "medium", "slow")
 # error, three 224x160 scenes / one 640x360 scene: OpenCV's MEDIUM 0.236 / 0.256 px; our
 # "medium" (12-px patches, half-patch stride, 10 refinement iterations) 0.168 / 0.128 px at
 # ~1.2x its time; "slow" 0.147 / 0.125 px at ~4x. Pre-smoothing and gamma below: -10 % EPE.
+# "fast": on bench_flow.py's 640x360 pan (noise 2.5/255) its compensation error is ~0.2 dB from
+# "medium" (whose variational refinement costs ~5x and gains nothing there), OpenCV's FAST
+# (finest scale 2, 5 refinement iterations) ~2 dB worse at ~0.6x the time.
 _DIS: dict[str, tuple[int, int, int, int, int]] = {
     "ultrafast": (2, 8, 4, 12, 0),  # = OpenCV's ULTRAFAST preset
-    "fast": (2, 8, 4, 16, 5),  # = OpenCV's FAST preset
+    "fast": (1, 8, 6, 12, 0),  # half-resolution search, no refinement (benchmarks/bench_flow.py)
     "medium": (1, 12, 6, 12, 10),
     "slow": (0, 16, 8, 12, 10),  # full-resolution finest scale: ~4x the cost of medium
 }
@@ -74,14 +77,11 @@ def _to_u8_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     The shared min..max stretch keeps brightness constancy between the two and uses all
     256 codes on dark or low-contrast material.
     """
-    lo = float(min(a.min(), b.min()))
-    hi = float(max(a.max(), b.max()))
+    lo = min(cv2.minMaxLoc(a)[0], cv2.minMaxLoc(b)[0])
+    hi = max(cv2.minMaxLoc(a)[1], cv2.minMaxLoc(b)[1])
     k = 255.0 / max(hi - lo, 1e-6)
-
-    def q(x: np.ndarray) -> np.ndarray:
-        return np.clip((x - lo) * k + 0.5, 0, 255).astype(np.uint8)
-
-    return q(a), q(b)
+    # (x - lo) * k >= 0, so the absolute value is a no-op; rounded and saturated to 0..255
+    return (cv2.convertScaleAbs(a, alpha=k, beta=-lo * k), cv2.convertScaleAbs(b, alpha=k, beta=-lo * k))
 
 
 def dense_flow(prev: np.ndarray, cur: np.ndarray, *, preset: str = "medium") -> np.ndarray:
