@@ -100,3 +100,23 @@ def test_resumed_run_equals_uninterrupted_run(manifest, tmp_path, monkeypatch):
     assert card["command"] == "vsrestore train tiny-denoise" and card["params"] > 0
     s25 = card["metrics"]["sigma25"]
     assert s25["psnr_noisy"] < 22 and 15 < s25["sigma_estimated_mean"] < 35
+
+
+def test_perceptual_and_chain_recipes_train(manifest, tmp_path):
+    """The perceptual path (VGG features + relativistic GAN, fine-tuned from a shipped model) and
+    the chain path (shipped networks trained end to end) run and produce loadable files."""
+    from vsrestore.runtime.loader import load_model
+
+    perc = recipes.get("sr-perceptual-x2").with_overrides(steps=20, batch=2, patch=16, threads=1,
+                                                           eval_crop=64, ckpt_every=10)
+    card = trainer.train(perc, manifest, tmp_path / "p", tmp_path / "wp")
+    m = card["metrics"]
+    assert m["stlpips"] > 0 and m["stlpips_reference"] > 0 and m["psnr_y"] > m["psnr_y_lanczos"] - 3
+    lm = load_model(tmp_path / "p" / "sr-perceptual-x2.safetensors", "test")
+    assert lm.scale == 2 and lm.cond_channels == 0
+    chain = Recipe(name="tiny-chain", task="sr", scale=4, arch="chain",
+                   init=("sr-compact-x2", "sr-compact-x2"),
+                   steps=20, batch=2, patch=16, threads=1, eval_crop=64, ckpt_every=10)
+    trainer.train(chain, manifest, tmp_path / "c", tmp_path / "wc")
+    lm = load_model(tmp_path / "c" / "tiny-chain.safetensors", "test")
+    assert lm.scale == 4 and lm.in_channels == 3

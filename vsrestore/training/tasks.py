@@ -182,6 +182,6 @@ def training_batch(recipe: Recipe, sampler: PatchSampler,
         sigma = rng.uniform(0.0, recipe.max_level, recipe.batch).astype(np.float32)
         inp = add_noise(inp, sigma, rng)
         levels = sigma / 255.0
-    if recipe.arch in ("drunet", "chain"):
+    if recipe.task in ("denoise", "dnsr", "deblock"):  # level-conditioned networks
         inp = with_level(inp, levels)
     return inp, tgt

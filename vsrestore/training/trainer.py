@@ -52,8 +52,7 @@ def build(recipe: Recipe) -> nn.Module:
         from .. import models
         from ..runtime.chain import Chain
 
-        net = Chain([models.resolve(name, "train").module for name in recipe.init])
-        net = _copy(net)
+        net = Chain([_copy(models.resolve(name, "train").module) for name in recipe.init])
         return net.train()
     else:
         raise ValueError(f"unknown arch {recipe.arch!r}")
@@ -104,7 +103,7 @@ def train(recipe: Recipe, manifest: Path, out_dir: Path, work: Path, device: str
     params: list[nn.Parameter] = list(net.parameters())
     opt = torch.optim.Adam(params, lr=recipe.lr, betas=(0.9, 0.99))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=recipe.steps,
-                                                pct_start=0.05, final_div_factor=100)
+                                                pct_start=max(0.05, 2.5 / recipe.steps), final_div_factor=100)
     disc = feat = d_opt = None
     if perceptual:
         from .perceptual import PatchDiscriminator, VGGFeatureLoss, relativistic_losses
