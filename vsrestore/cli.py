@@ -1,4 +1,4 @@
-"""The ``vsrestore`` command: encode, models, train, demo.
+"""The ``vsrestore`` command: encode, models, train, demo, eval.
 
 All messages go to stderr; stdout is left for data a command is asked to print
 (``models list``/``info``).
@@ -28,6 +28,9 @@ commands:
                          (default: photos shipped with scikit-image)
   train NAME [...]       retrain shipped model NAME from its recipe on the offline corpus
   demo [-o DIR]          restore the embedded demo clip (HEVC Main10 + before/after PNG)
+  eval sr|denoise|deblock|dnsr [...]
+                         measure the stages against named peers on a degradation: tables
+                         (Markdown, JSON), bar plot, side-by-side crops (`vsrestore eval -h`)
 """
 
 
@@ -54,8 +57,9 @@ def _models(argv: list[str]) -> int:
     p_q.add_argument("--target", choices=("cpu", "tensorrt"), default="cpu",
                      help="cpu: ONNX Runtime CPU (uint8 activations, integer graph); "
                      "tensorrt: symmetric int8 for TensorRT explicit quantization")
-    p_q.add_argument("--method", choices=("minmax", "percentile", "entropy"), default="minmax",
-                     help="activation range calibration (default minmax)")
+    p_q.add_argument("--method", choices=("percentile", "minmax", "entropy"), default="percentile",
+                     help="activation range calibration (default percentile: 99.999th, what "
+                     "OrtCPU(int8=True) uses)")
     a = ap.parse_args(argv)
     try:
         if a.cmd == "list":
@@ -114,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         from .training.trainer import main as train_main
 
         return train_main(rest)
+    if cmd == "eval":
+        from .evaluation.cli import main as eval_main
+
+        return eval_main(rest)
     if cmd == "demo":
         from .demo import main as demo_main
 

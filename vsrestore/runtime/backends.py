@@ -43,9 +43,16 @@ class OrtCPU:
 
     VapourSynth already runs frames in parallel (``core.num_threads``), so one
     thread per run is usually fastest.
+
+    ``int8=True`` runs a statically quantised (QDQ) copy of the model, calibrated on
+    ``calibration`` (image paths; ``None``: photos shipped with scikit-image) and
+    cached next to the ONNX export (``vsrestore.runtime.int8``). A model that is
+    already a QDQ ``.onnx`` file runs as it is.
     """
 
     threads: int = 1
+    int8: bool = False
+    calibration: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,6 +76,11 @@ class TensorRT:
     ``min_shape`` to ``max_shape`` (height, width), so new resolutions do not
     rebuild. Larger frames are tiled to fit ``max_shape``. Engines are cached
     in ``cache_dir`` keyed by ONNX hash, shapes, precision, TensorRT version and GPU.
+
+    ``int8=True`` builds an explicitly quantised engine from a QDQ ONNX (symmetric
+    int8, calibrated on ``calibration`` image paths, default: photos shipped with
+    scikit-image; see ``vsrestore.runtime.int8``), or from the model's own file when
+    it is already QDQ.
     """
 
     device: int = 0
@@ -79,6 +91,7 @@ class TensorRT:
     max_shape: tuple[int, int] = (1088, 1920)
     workspace_mib: int | None = None
     cache_dir: Path | None = None
+    calibration: tuple[str, ...] | None = None
 
 
 Backend = TorchCPU | TorchCUDA | OrtCPU | OrtCUDA | TensorRT

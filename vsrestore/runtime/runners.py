@@ -8,6 +8,7 @@ one stream per thread.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -88,17 +89,31 @@ class OrtRunner:
                                      "not installed", "pip install 'vsrestore[ort-cuda]' on a "
                                      "machine with an NVIDIA GPU, or use backend=None")
             providers = [("CUDAExecutionProvider", {"device_id": backend.device})]
-        path = cached_onnx(model)
+        int8 = isinstance(backend, OrtCPU) and backend.int8
+        path = self._int8_path(model, backend, filter_name) if int8 else cached_onnx(model)
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=providers)
         except Exception as e:  # a corrupt cached export: rebuild once
-            if model.onnx_path is not None:
+            if path == model.onnx_path:
                 raise VSRestoreError(filter_name, f"ONNX Runtime cannot load {path} ({e})",
                                      "check the .onnx file") from e
-            log.warning("re-exporting unreadable cached ONNX %s (%s)", path, e)
-            export_onnx(model, path)
+            log.warning("rebuilding unreadable cached ONNX %s (%s)", path, e)
+            if int8:
+                path = self._int8_path(model, backend, filter_name, force=True)
+            else:
+                export_onnx(model, path)
             self.session = ort.InferenceSession(str(path), opts, providers=providers)
+        self.onnx_path = path
         self.input_name = self.session.get_inputs()[0].name
+
+    @staticmethod
+    def _int8_path(model: LoadedModel, backend: OrtCPU | OrtCUDA, filter_name: str,
+                   force: bool = False) -> Path:
+        from .int8 import int8_onnx
+
+        assert isinstance(backend, OrtCPU)
+        return int8_onnx(model, target="cpu", calibration=backend.calibration, force=force,
+                         filter_name=filter_name)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: x})[0]

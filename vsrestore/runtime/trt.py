@@ -11,6 +11,9 @@ What is verified here and what is not -- read this before trusting the backend:
   TensorRT. The ONNX the builder consumes is the export verified with ONNX Runtime
   elsewhere (``tests/test_export.py``). The checks made before TensorRT is touched
   (shape profile, INT8 needs a QDQ model, "TensorRT is not installed") are tested too.
+  For ``int8=True`` the engine is built from an explicitly quantised QDQ ONNX
+  (:func:`trt_onnx`: symmetric int8, float biases, made by ``int8.py``); that file's
+  structure and its accuracy when ONNX Runtime runs it are tested (``tests/test_int8.py``).
 - NOT verified: :func:`build_engine` and :class:`TrtRunner` themselves -- building,
   deserialising and executing engines needs the ``tensorrt`` package and an NVIDIA
   GPU, neither of which our machines have. They are written against TensorRT 10's
@@ -41,6 +44,7 @@ import numpy as np
 from ..errors import VSRestoreError
 from .backends import TensorRT, default_cache_dir
 from .export import atomic_write_bytes, cached_onnx
+from .int8 import onnx_has_qdq
 from .loader import LoadedModel, file_sha256
 
 try:  # POSIX advisory locks; absent on Windows (see EngineCache)
@@ -287,12 +291,16 @@ def check_profile(backend: TensorRT, filter_name: str = FILTER) -> tuple[Shape, 
     return mn, opt, mx
 
 
-def onnx_has_qdq(onnx_path: Path) -> bool:
-    """Whether the ONNX graph holds QuantizeLinear/DequantizeLinear nodes (explicit INT8)."""
-    import onnx
+def trt_onnx(model: LoadedModel, backend: TensorRT, filter_name: str = FILTER) -> Path:
+    """The ONNX file an engine for *backend* is built from: the model's export, or for
+    ``int8=True`` its explicitly quantised (QDQ, symmetric int8) model -- the model's own
+    file when it is already QDQ, else one calibrated and cached by ``int8.py``."""
+    if not backend.int8:
+        return cached_onnx(model, backend.cache_dir)
+    from .int8 import int8_onnx
 
-    proto = onnx.load(str(onnx_path), load_external_data=False)
-    return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in proto.graph.node)
+    return int8_onnx(model, target="tensorrt", calibration=backend.calibration,
+                     cache_dir=backend.cache_dir, filter_name=filter_name)
 
 
 def check_input(x: np.ndarray, channels: int, min_shape: Shape, max_shape: Shape,
@@ -367,8 +375,9 @@ def build_engine(onnx_path: Path, backend: TensorRT, channels: int, *,
     if backend.int8 and not onnx_has_qdq(onnx_path):
         raise VSRestoreError(filter_name, f"int8=True needs an explicitly quantised (QDQ) ONNX "
                              f"model, and {onnx_path.name} has no QuantizeLinear/DequantizeLinear "
-                             "nodes", "quantise the model first (e.g. NVIDIA ModelOpt), or use "
-                             "int8=False with fp16=True")
+                             "nodes", "let TrtRunner quantise it (vr.TensorRT(int8=True) does), or "
+                             "`vsrestore models quantize NAME --int8 OUT.onnx --target tensorrt`, or "
+                             "use int8=False with fp16=True")
     trt = import_tensorrt(filter_name)
     logger = logger if logger is not None else _make_logger(trt)
     builder = trt.Builder(logger)
@@ -401,7 +410,7 @@ def build_engine(onnx_path: Path, backend: TensorRT, channels: int, *,
             config.set_flag(trt.BuilderFlag.FP16)
         else:
             log.warning("this GPU has no fast fp16; building the TensorRT engine in fp32")
-    if backend.int8:
+    if backend.int8 and hasattr(trt.BuilderFlag, "INT8"):  # Q/DQ layers carry the scales
         config.set_flag(trt.BuilderFlag.INT8)
     profile = builder.create_optimization_profile()
     profile.set_shape(inp.name, (1, channels, *mn), (1, channels, *opt), (1, channels, *mx))
@@ -444,16 +453,16 @@ class TrtRunner:
             backend = replace(backend, fp16=False)
         self.torch, self.trt = torch, trt
         self.device = torch.device("cuda", backend.device)
-        self.channels = model.in_channels
-        onnx_path = cached_onnx(model, backend.cache_dir)
+        self.channels = channels = model.input_channels  # image + level planes
+        onnx_path = trt_onnx(model, backend, filter_name)  # QDQ for int8: explicit quantization
         gpu = gpu_identity(backend.device)
         onnx_sha = file_sha256(onnx_path)  # the .onnx file itself (not external weight files)
         trt_version = str(trt.__version__)
-        key = engine_key(onnx_sha, channels=model.in_channels, min_shape=mn, opt_shape=opt,
+        key = engine_key(onnx_sha, channels=channels, min_shape=mn, opt_shape=opt,
                          max_shape=mx, fp16=backend.fp16, int8=backend.int8,
                          trt_version=trt_version, gpu=gpu)
         meta = {"model": model.name, "onnx": str(onnx_path), "onnx_sha256": onnx_sha,
-                "channels": model.in_channels, "min_shape": mn, "opt_shape": opt, "max_shape": mx,
+                "channels": channels, "min_shape": mn, "opt_shape": opt, "max_shape": mx,
                 "fp16": backend.fp16, "int8": backend.int8, "trt_version": trt_version, "gpu": gpu}
         self.logger = _make_logger(trt)
         self.runtime = trt.Runtime(self.logger)
@@ -464,7 +473,7 @@ class TrtRunner:
         cache = EngineCache(backend.cache_dir or default_cache_dir(), filter_name=filter_name)
         with torch.cuda.device(self.device):
             self.engine = cache.get_or_build(
-                key, lambda: build_engine(onnx_path, backend, model.in_channels,
+                key, lambda: build_engine(onnx_path, backend, channels,
                                           filter_name=filter_name, logger=self.logger),
                 deserialize, meta)
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
