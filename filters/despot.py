@@ -1,57 +1,56 @@
-"""Dust, dirt and blotch repair for scanned film: ``vr.despot``."""
+"""Dust, dirt, hair and line-scratch repair for scanned film: ``vr.despot``."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 import vapoursynth as vs
-from vsrestore.kernels.warp import warp
 
-from vsrestore import color, motion, props
-from vsrestore.bridge import frame_to_array, map_frames, new_frame, temporal_neighbours
+from vsrestore import color, props, robustflow, spots
+from vsrestore import scratches as lines_
+from vsrestore.bridge import map_frames, new_frame, temporal_neighbours
 from vsrestore.errors import VSRestoreError, check_clip
 
 core = vs.core
 NAME = "despot"
-_K_HIGH = 6.0  # seed threshold, in robust noise sigmas of a frame difference (at strength 1)
-_K_LOW = 3.5  # hysteresis: a seeded defect grows into pixels above this
-_CONF = 0.5  # flow confidence below which a neighbour is not trusted
-_CONF_KEEP = 0.2  # components whose mean flow confidence is below this are dropped
-_MIN_AREA = 2  # components smaller than this (pixels) are noise
-_TEXTURE = 1.5  # a spot must peak this many local (15x15) standard deviations above its neighbours
-_HOLE = 21  # flow is refilled this far (box side, pixels) around each spot
+SEARCH = 4  # frames fetched on each side
+USE = 4  # the nearest USE frames of the same shot are compared and repaired from
+_OFFS = "despot_offsets"  # pass-1 frame prop: offsets of the neighbours used (first: their count)
 
 
-def despot(clip: vs.VideoNode, *, strength: float = 1.0, radius: int = 2, output_mask: bool = False,
-           dilate: int = 1, preset: str = "medium") -> vs.VideoNode:
-    """Remove one-frame defects (dust, dirt, blotches, short hairs) of scanned film.
+def despot(clip: vs.VideoNode, *, strength: float = 1.0, output_mask: bool = False,
+           scratches: bool = True) -> vs.VideoNode:
+    """Remove one-frame defects of scanned film (dust, dirt, blotches, hairs) and line scratches.
 
-    A pixel is a defect when frame ``n`` differs from BOTH motion-compensated neighbours
-    (the nearest frame on each side) in the same direction by far more than the noise
-    while those neighbours agree with each other (spike detection index, SDI). The mask is
-    grown by hysteresis, cleaned of specks, dilated by *dilate* pixels, and components where
-    the optical flow is unreliable (occlusions, fast motion) are dropped. Masked pixels are
-    replaced by the median of the motion-compensated neighbours ``n-radius .. n+radius``
-    (without ``n``; real pixels, grain kept), sampled (bicubic) along the flow refilled from
-    around the defect; neighbours whose flow is unreliable there are left out unless fewer than
-    two remain. Where no neighbour exists, the pixels are inpainted spatially (OpenCV Telea) and
-    the frame gets ``vsrestore_synthesized`` ``"despot"``. Pixels outside the mask stay
+    Every frame is compared with its four nearest frames of the same shot, motion-compensated
+    by a flow that dense dust does not derail (:mod:`vsrestore.robustflow`). A pixel is a
+    defect when it stands out from what the compensated neighbours agree on, in a vote that
+    outlasts a neighbour carrying its own defect at the same place; a second pass repeats the
+    vote with each neighbour's own defects left out, and repairs from the clean samples (real
+    pixels of other frames: grain stays alive). Where no neighbour has a sample (frame edges
+    the camera uncovers), the pixels are inpainted spatially and the frame gets the prop
+    ``vsrestore_synthesized`` containing ``"despot"``. Pixels outside the mask stay
     bit-identical to the input.
 
+    Line scratches (thin, mostly vertical, wandering, on many frames) are in the neighbours
+    too, so they are found spatially (:mod:`vsrestore.scratches`: a narrow ridge or valley,
+    nearly constant along y, that does not move with the picture) and repaired from the
+    compensated neighbours where the camera moved the picture off the line, else by spatial
+    interpolation across it (marked synthesized).
+
     Args:
-        clip: any YUV/RGB/GRAY clip, 8-16-bit integer or 16/32-bit float.
-        strength: detection sensitivity (> 0 scales the threshold down; 2 = twice as
-            sensitive); 0 returns *clip* unchanged.
-        radius: 1 or 2 neighbours on each side used for the repair.
-        output_mask: return the defect mask (GRAY8, 255 = repaired) instead of the repair.
-        dilate: pixels added around every detected defect (0..4).
-        preset: optical-flow preset (``vsrestore.motion.PRESETS``).
+        clip: any YUV/RGB/GRAY clip, 8-16-bit integer or 16/32-bit float, at least 3 frames.
+        strength: detection sensitivity (thresholds scale with 1/strength; 2 finds fainter
+            defects, 0.5 only strong ones); 0 returns *clip* unchanged.
+        output_mask: return the repair mask (GRAY8, 255 = repaired) instead of the repair.
+        scratches: also find and repair line scratches (False: one-frame defects only, e.g.
+            for static shots full of thin vertical structures).
 
     Example (.vpy)::
 
         import vapoursynth as vs, vsrestore as vr
         src = vs.core.bs.VideoSource("scan.mkv")
-        clip = vr.despot(src, strength=1.0)
+        clip = vr.despot(src)
         clip.set_output()
     """
     check_clip(clip, NAME)
@@ -59,231 +58,165 @@ def despot(clip: vs.VideoNode, *, strength: float = 1.0, radius: int = 2, output
     if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 <= strength <= 10:
         raise VSRestoreError(NAME, f"strength must be a number in 0..10, got {strength!r}",
                              "use e.g. strength=1.0 (higher finds fainter spots)")
-    if not isinstance(radius, int) or isinstance(radius, bool) or radius not in (1, 2):
-        raise VSRestoreError(NAME, f"radius must be 1 or 2, got {radius!r}", "use radius=2 (or 1 for speed)")
-    if not isinstance(dilate, int) or isinstance(dilate, bool) or not 0 <= dilate <= 4:
-        raise VSRestoreError(NAME, f"dilate must be an int in 0..4, got {dilate!r}", "use dilate=1")
-    if preset not in motion.PRESETS:
-        raise VSRestoreError(NAME, f"unknown preset {preset!r}", f"use one of {', '.join(motion.PRESETS)}")
     if clip.num_frames < 3:
         raise VSRestoreError(NAME, f"the clip has {clip.num_frames} frames; spike detection needs 3",
                              "pass a clip with at least 3 frames")
     if strength == 0 and not output_mask:
         return clip
     assert clip.format is not None
-    fmt = clip.format
-    nb = 2 * radius + 1
-    clips = [*temporal_neighbours(clip, radius), *temporal_neighbours(color.to_luma(clip), radius)]
-    peak = float((1 << fmt.bits_per_sample) - 1) if fmt.sample_type == vs.INTEGER else None
-    total = clip.num_frames
-    k_scale = 1.0 / float(strength) if strength > 0 else float("inf")
-    mask_tpl = core.std.BlankClip(clip, format=vs.GRAY8, keep=True) if output_mask else clip
+    h, w, total = clip.height, clip.width, clip.num_frames
+    strength = float(strength) if strength > 0 else 1e-6
+    find_lines = bool(scratches)
+    luma = color.to_luma(clip)
+    lumas = temporal_neighbours(luma, SEARCH)
+    p1_tpl = core.std.BlankClip(luma, format=vs.GRAYH, height=h * (1 + 2 * USE), keep=True)
 
-    def fn(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
-        frames, lumas = f[:nb], f[nb:]
-        ys = [frame_to_array(x)[0] for x in lumas]
-        comp = _compensate(n, ys, radius, total, preset)
-        nbs = {d: ys[radius + d] for d in comp}
-        mask = _detect(ys[radius], dict(comp), nbs, k_scale, dilate)
-        if mask.any():
-            _refill(comp, nbs, mask)  # the repair samples the neighbours along the refilled flow
+    def first(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+        ys = [np.asarray(x[0]) for x in f]
+        offs, flows = _neighbours(n, ys, total)
+        fout = new_frame(p1_tpl, f[SEARCH])
+        out = np.asarray(fout[0])
+        out[:] = 0
+        marks = np.zeros((h, w), np.float32)
+        if offs:
+            warped = spots.trusted(ys[SEARCH], spots.sample([ys[SEARCH + d] for d in offs], flows))
+            vote = spots.detect(ys[SEARCH], warped, np.stack([spots.sharpness(fl) for fl in flows]), strength)
+            marks += spots.drop_moved(vote, ys[SEARCH], [ys[SEARCH + d] for d in offs], offs, flows)
+        if find_lines:  # candidates only: the neighbours' samples on them are not trusted
+            marks += 2 * lines_.line_mask(lines_.candidates(ys[SEARCH]), (h, w))
+        out[:h] = marks
+        for i, fl in enumerate(flows):
+            out[h * (1 + 2 * i):h * (3 + 2 * i)] = fl.reshape(2 * h, w)
+        fout.props[_OFFS] = [len(offs), *offs]
+        return fout
+
+    pass1 = map_frames(p1_tpl, lumas, first)
+    tpl = core.std.BlankClip(clip, format=vs.GRAY8, keep=True) if output_mask else clip
+    clips = [*temporal_neighbours(clip, SEARCH), *lumas, *temporal_neighbours(pass1, SEARCH)]
+    nb = 2 * SEARCH + 1
+    peak = float((1 << clip.format.bits_per_sample) - 1) if clip.format.sample_type == vs.INTEGER else None
+
+    def second(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+        frames, ys = f[:nb], [np.asarray(x[0]) for x in f[nb:2 * nb]]
+        p1 = [np.asarray(x[0]) for x in f[2 * nb:]]
+        offs = [int(v) for v in list(f[2 * nb + SEARCH].props[_OFFS])[1:]]
+        flows = [np.asarray(p1[SEARCH][h * (1 + 2 * i):h * (3 + 2 * i)], np.float32).reshape(2, h, w)
+                 for i in range(len(offs))]
+        cur = ys[SEARCH]
+        mask = np.zeros((h, w), bool)
+        members = sharp = np.zeros((0, h, w), bool)
+        warped = np.zeros((0, h, w), np.float32)
+        if offs:
+            warped = spots.sample([ys[SEARCH + d] for d in offs], flows)
+            sharp = np.stack([spots.sharpness(fl) for fl in flows])
+            vote = spots.detect(cur, warped, sharp, strength)
+            vote.mask = spots.drop_moved(vote, cur, [ys[SEARCH + d] for d in offs], offs, flows)
+            flags = spots.neighbour_flags([p1[SEARCH + d][:h] > 0.5 for d in offs], flows)
+            mask, members, clean = spots.refine(cur, warped, vote, flags, strength)
+        lines: list[lines_.Line] = []
+        on_line = np.zeros((h, w), bool)
+        if find_lines:
+            lines = lines_.verify(lines_.candidates(cur), cur, list(warped), flows)
+            if lines:
+                on_line = lines_.line_mask(lines, (h, w))
+                mask = mask | on_line
+                if offs:  # on a scratch only samples off every neighbour's own marks count
+                    members = np.where(on_line[None], clean, members)
         if output_mask:
-            fout = new_frame(mask_tpl, frames[radius])
+            fout = new_frame(tpl, frames[SEARCH])
             np.asarray(fout[0])[:] = mask.astype(np.uint8) * 255
             return fout
-        return _repair(clip, frames, comp, mask, radius, peak)
+        return _repair(frames, offs, flows, mask, members, sharp, peak, lines, on_line)
 
-    return map_frames(mask_tpl, clips, fn)
-
-
-_Comp = dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]  # offset -> (flow, conf, warped luma)
+    return map_frames(tpl, clips, second)
 
 
-def _compensate(n: int, ys: list[np.ndarray], radius: int, total: int, preset: str) -> _Comp:
-    """Flow, confidence and warped luma for every usable neighbour (in the clip, same shot)."""
-    cur = ys[radius]
-    cur_m = cv2.medianBlur(cur, 5)  # flow on a median-filtered copy: spots do not attract it
-    out: _Comp = {}
-    for side in (-1, 1):
-        for k in range(1, radius + 1):
+def _neighbours(n: int, ys: list[np.ndarray], total: int) -> tuple[list[int], list[np.ndarray]]:
+    """The USE nearest frames of *n*'s shot (offsets, ascending) and their flows onto frame n."""
+    cur = ys[SEARCH]
+    found: dict[int, np.ndarray] = {}
+    open_side = {-1: True, 1: True}
+    for k in range(1, SEARCH + 1):
+        for side in (-1, 1):
             d = side * k
-            if not 0 <= n + d < total:
-                break
-            nb = ys[radius + d]
-            nb_m = cv2.medianBlur(nb, 5)
-            fwd = motion.dense_flow(nb_m, cur_m, preset=preset)  # cur(x) ~ nb(x + fwd)
-            rev = motion.dense_flow(cur_m, nb_m, preset=preset)
-            if motion.is_scene_cut(*((nb, cur) if side < 0 else (cur, nb)), flow=fwd if side < 0 else rev):
-                break
-            conf = motion.flow_confidence(fwd, rev)
-            out[d] = (fwd, conf, warp(nb, fwd[0], fwd[1], interp="bilinear", border="clamp"))
-    return out
+            if len(found) >= USE or not open_side[side] or not 0 <= n + d < total:
+                continue
+            nbr = ys[SEARCH + d]
+            flow = robustflow.robust_flow(cur, nbr).astype(np.float16).astype(np.float32)
+            warped = spots.sample([nbr], [flow], interp="bilinear")[0]
+            if robustflow.cut_score(cur, np.where(np.isnan(warped), cur, warped)) > robustflow.CUT:
+                open_side[side] = False  # a cut: nothing beyond it on this side either
+                continue
+            found[d] = flow
+    offs = sorted(found)
+    return offs, [found[d] for d in offs]
 
 
-def _detect(cur: np.ndarray, comp: _Comp, nbs: dict[int, np.ndarray], k_scale: float,
-            dilate: int) -> np.ndarray:
-    """Boolean defect mask of the centre frame (SDI spike test on the nearest neighbour pair)."""
-    h, w = cur.shape
-    pair = _pair(comp)
-    if pair is None or not np.isfinite(k_scale):
-        return np.zeros((h, w), bool)
-    # Pass 1: generous candidates; the spots themselves disturb the flow, so flow and confidence
-    # inside them are refilled from their surroundings, then the test runs again.
-    da, db = cur - comp[pair[0]][2], cur - comp[pair[1]][2]
-    sigma = max(_mad(da), _mad(db), 1e-4)
-    cand = (np.sign(da) == np.sign(db)) & (np.minimum(np.abs(da), np.abs(db)) > _K_LOW * k_scale * sigma)
-    if cand.any():
-        _refill(comp, nbs, cand)
-    a, b = comp[pair[0]], comp[pair[1]]
-    sigma = max(_mad(cur - a[2]), _mad(cur - b[2]), 1e-4)
-    warped = np.stack([c[2] for c in comp.values()])
-    gy, gx = np.mgrid[0:h, 0:w]
-    outside = np.zeros((h, w), bool)
-    for flow, _, _ in comp.values():  # no detection where a neighbour is sampled outside its frame
-        sx, sy = gx + flow[0], gy + flow[1]
-        outside |= (sx < 0) | (sx > w - 1) | (sy < 0) | (sy > h - 1)
-    high = (_score(cur, warped) > _K_HIGH * k_scale * sigma) & ~outside  # seeds: all neighbours agree
-    if len(warped) >= 3:  # growth: a neighbour with its own defect there is left out of the vote
-        odd = np.abs(warped - np.median(warped, axis=0)).argmax(axis=0)
-        warped = np.where(np.arange(len(warped))[:, None, None] == odd, np.nan, warped)
-    low = ((_score(cur, warped) > _K_LOW * k_scale * sigma) & ~outside).astype(np.uint8)
-    spread = cv2.blur(np.nanmax(warped, axis=0) - np.nanmin(warped, axis=0), (5, 5))
-    if not high.any():
-        return np.zeros((h, w), bool)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(low, connectivity=8)
-    lab = labels.ravel().astype(np.intp)
-    conf = np.minimum(a[1], b[1])
-    idx = np.arange(count)
-    seeded = np.bincount(lab, weights=high.ravel(), minlength=count) > 0
-    mean_conf = np.bincount(lab, weights=conf.ravel(), minlength=count) / np.maximum(
-        stats[:, cv2.CC_STAT_AREA], 1)
-    mean_spread = np.bincount(lab, weights=spread.ravel(), minlength=count) / np.maximum(
-        stats[:, cv2.CC_STAT_AREA], 1)
-    # low confidence is harmless in flat areas, where every compensated neighbour still agrees
-    trusted = (mean_conf >= _CONF_KEEP) | (mean_spread < 3.0 * sigma)
-    # a real spot stands out of the local texture; texture the flow failed on merely ripples it
-    dev = np.abs(cur - np.median(np.stack([c[2] for c in comp.values()]), axis=0))
-    peak_dev = np.zeros(count)
-    np.maximum.at(peak_dev, lab, dev.ravel())
-    mu = cv2.blur(cur, (15, 15))
-    texture = np.sqrt(np.maximum(cv2.blur(cur * cur, (15, 15)) - mu * mu, 0.0))
-    mean_tex = np.bincount(lab, weights=texture.ravel(), minlength=count) / np.maximum(
-        stats[:, cv2.CC_STAT_AREA], 1)
-    keep = seeded & (stats[:, cv2.CC_STAT_AREA] >= _MIN_AREA) & trusted & (idx > 0)
-    keep &= peak_dev >= _TEXTURE * mean_tex
-    mask = keep[labels].astype(np.uint8)
-    if dilate:
-        mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilate + 1,) * 2))
-    return mask.astype(bool)
-
-
-def _score(cur: np.ndarray, warped: np.ndarray) -> np.ndarray:
-    """Spike strength: the smallest same-signed difference to the (non-NaN) compensated neighbours."""
-    diffs = cur - warped
-    disagree = np.nanmax(warped, axis=0) - np.nanmin(warped, axis=0)
-    spread = cv2.blur(disagree, (5, 5))  # misaligned texture: raise the bar locally
-    pos, neg = (np.isnan(diffs) | (diffs > 0)).all(axis=0), (np.isnan(diffs) | (diffs < 0)).all(axis=0)
-    spike = np.where(pos | neg, np.nanmin(np.abs(diffs), axis=0), 0.0)
-    return np.where(disagree < 0.5 * spike, spike - 2.0 * spread, 0.0)
-
-
-def _refill(comp: _Comp, nbs: dict[int, np.ndarray], spots: np.ndarray) -> None:
-    """Flow around *spots* (which disturb it) replaced, in place, by the surrounding reliable flow."""
-    hole = cv2.dilate(spots.astype(np.uint8), np.ones((_HOLE, _HOLE), np.uint8)).astype(bool)
-    for d, (flow, conf, _) in list(comp.items()):
-        cert = np.square(conf).astype(np.float32)
-        flow = np.stack([_fill(flow[0], hole, cert), _fill(flow[1], hole, cert)])
-        comp[d] = (flow, _fill(conf, hole), warp(nbs[d], flow[0], flow[1], interp="bilinear", border="clamp"))
-
-
-def _fill(field: np.ndarray, hole: np.ndarray, cert: np.ndarray | None = None,
-          sigma: float = 8.0) -> np.ndarray:
-    """*field* inside *hole* <- Gaussian-weighted (normalised convolution) mean of the outside."""
-    w = (~hole).astype(np.float32) * (1.0 if cert is None else cert)
-    num = cv2.GaussianBlur(field * w, (0, 0), sigma)
-    den = cv2.GaussianBlur(w, (0, 0), sigma)
-    filled = np.where(den > 1e-3, num / np.maximum(den, 1e-3), field)
-    return np.where(hole, filled, field).astype(np.float32)
-
-
-def _pair(comp: _Comp) -> tuple[int, int] | None:
-    """Nearest neighbour on each side; at clip ends or cuts, the two nearest on one side."""
-    before = sorted((d for d in comp if d < 0), reverse=True)
-    after = sorted(d for d in comp if d > 0)
-    if before and after:
-        return before[0], after[0]
-    one = before or after
-    return (one[0], one[1]) if len(one) >= 2 else None
-
-
-def _mad(d: np.ndarray) -> float:
-    """Robust standard deviation (1.4826 x median absolute deviation) of a difference image."""
-    step = max(1, d.size // 65536)
-    s = d.ravel()[::step]
-    return float(1.4826 * np.median(np.abs(s - np.median(s))))
-
-
-def _repair(clip: vs.VideoNode, frames: list[vs.VideoFrame], comp: _Comp, mask: np.ndarray,
-            radius: int, peak: float | None) -> vs.VideoFrame:
-    """Masked pixels <- median of reliable compensated neighbours, else spatial inpainting."""
-    centre = frames[radius]
+def _repair(frames: list[vs.VideoFrame], offs: list[int], flows: list[np.ndarray], mask: np.ndarray,
+            members: np.ndarray, sharp: np.ndarray, peak: float | None, lines: list[lines_.Line],
+            on_line: np.ndarray) -> vs.VideoFrame:
+    """Masked pixels <- weighted mean of the member samples; without any: scratch pixels are
+    unblended (:func:`vsrestore.scratches.unblend`), the rest inpainted (synthesized)."""
+    centre = frames[SEARCH]
     fout = centre.copy()
     if not mask.any():
         return fout
+    h, w = mask.shape
+    weights = np.where(members, sharp, 0.0).astype(np.float32)
     synthesized = False
     for p in range(centre.format.num_planes):
         src = np.asarray(centre[p])
-        shape = src.shape
-        m = mask if shape == mask.shape else cv2.resize(
-            mask.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_AREA) > 0
+        ph, pw = src.shape
+        if (ph, pw) == (h, w):
+            m, wts, fl, ln = mask, weights, flows, on_line
+        else:
+            m = cv2.resize(mask.astype(np.float32), (pw, ph), interpolation=cv2.INTER_AREA) > 0
+            ln = cv2.resize(on_line.astype(np.float32), (pw, ph), interpolation=cv2.INTER_AREA) > 0
+            wts = np.stack([cv2.resize(x, (pw, ph), interpolation=cv2.INTER_AREA) for x in weights]) \
+                if len(weights) else np.zeros((0, ph, pw), np.float32)
+            fl = [_scale(f, (ph, pw)) for f in flows]
         if not m.any():
             continue
-        vals, trust = [], []
-        for d, (flow, conf, _) in comp.items():
-            fl, cf = (flow, conf) if shape == mask.shape else _scale(flow, conf, shape)
-            nb = np.asarray(frames[radius + d][p], dtype=np.float32)
-            wp = warp(nb, fl[0], fl[1], interp="bicubic", border="clamp")
-            vals.append(wp[m])
-            trust.append(cf[m] >= _CONF)
         plane = src.astype(np.float32)
-        holes = np.ones(int(m.sum()), bool)
-        if vals:
-            ok = np.stack(trust)
-            ok |= ok.sum(axis=0) < 2  # fewer than two trusted neighbours: a vote of all (flat areas)
-            stack = np.where(ok, np.stack(vals), np.nan)
-            holes = np.isnan(stack).all(axis=0)
-            hi, lo = np.where(ok, stack, -np.inf).max(axis=0), np.where(ok, stack, np.inf).min(axis=0)
-            far = hi - lo > 0.2 * (peak or 1.0)  # two neighbours far apart: one has its own defect there
-            far &= (~np.isnan(stack)).sum(axis=0) == 2  # (a median settles it for more)
-            if far.any():  # keep the one closest to a spatial guess
-                ref = cv2.inpaint(plane, m.astype(np.uint8), 3, cv2.INPAINT_TELEA)[m]
-                dist = np.where(np.isnan(stack), np.inf, np.abs(stack - ref))
-                best = np.take_along_axis(stack, dist.argmin(axis=0)[None], axis=0)
-                near = np.abs(stack - best) <= 0.1 * (peak or 1.0)
-                stack = np.where(far & ~near, np.nan, stack)
-            with np.errstate(all="ignore"):
-                med = np.nanmedian(np.where(holes[None], 0.0, stack), axis=0)
-            plane[m] = np.where(holes, plane[m], med)
+        total = np.zeros((ph, pw), np.float32)
+        acc = np.zeros((ph, pw), np.float32)
+        if offs:
+            vals = spots.sample([np.asarray(frames[SEARCH + d][p]) for d in offs], fl)
+            good = ~np.isnan(vals) & (wts > 0)
+            acc = np.where(good, vals * wts, 0.0).sum(0)
+            total = np.where(good, wts, 0.0).sum(0)
+        have = total > 1e-6
+        plane = np.where(m & have, acc / np.maximum(total, 1e-6), plane)
+        holes = m & ~have
+        if (holes & ln).any():
+            plane, flat = lines_.unblend(plane, lines, holes & ln, pw / w, ph / h)
+            holes &= ~ln
+            holes |= flat
+            if flat.any():  # nearly opaque stretches: interpolated across
+                synthesized = True
         if holes.any():
-            hole_mask = np.zeros(shape, np.uint8)
-            hole_mask.ravel()[np.flatnonzero(m.ravel())[holes]] = 1
-            plane = np.asarray(cv2.inpaint(plane, hole_mask, 3, cv2.INPAINT_TELEA), np.float32)
+            plane = _inpaint(plane, holes, peak)
             synthesized = True
-        out = np.asarray(fout[p])
         res = plane[m]
         if peak is not None:
             res = np.clip(np.rint(res), 0, peak)
-        out[m] = res
+        np.asarray(fout[p])[m] = res
     if synthesized:
         props.mark_synthesized(fout, NAME)
     return fout
 
 
-def _scale(flow: np.ndarray, conf: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Flow and confidence resampled to a subsampled plane (vectors scaled to match)."""
+def _inpaint(plane: np.ndarray, holes: np.ndarray, peak: float | None) -> np.ndarray:
+    """Telea inpainting through 16-bit integers (OpenCV's float path is unreliable)."""
+    lo, hi = (0.0, peak) if peak is not None else (float(plane.min()), float(plane.max()))
+    k = 65535.0 / max(hi - lo, 1e-6)
+    u16 = np.clip(np.rint((plane - lo) * k), 0, 65535).astype(np.uint16)
+    return cv2.inpaint(u16, holes.astype(np.uint8), 3, cv2.INPAINT_TELEA).astype(np.float32) / k + lo
+
+
+def _scale(flow: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A flow resampled onto a subsampled plane (vectors scaled to match)."""
     h, w = flow.shape[1:]
-    sx, sy = shape[1] / w, shape[0] / h
     size = (shape[1], shape[0])
-    fx = cv2.resize(flow[0], size, interpolation=cv2.INTER_LINEAR) * sx
-    fy = cv2.resize(flow[1], size, interpolation=cv2.INTER_LINEAR) * sy
-    return np.stack([fx, fy]), cv2.resize(conf, size, interpolation=cv2.INTER_LINEAR)
+    return np.stack([cv2.resize(flow[0], size, interpolation=cv2.INTER_LINEAR) * (shape[1] / w),
+                     cv2.resize(flow[1], size, interpolation=cv2.INTER_LINEAR) * (shape[0] / h)])
