@@ -28,6 +28,8 @@ commands:
                          (default: photos shipped with scikit-image)
   train NAME [...]       retrain shipped model NAME from its recipe on the offline corpus
   demo [-o DIR]          restore the embedded demo clip (HEVC Main10 + before/after PNG)
+  metrics REFERENCE DISTORTED [--metrics psnr,ssim,stlpips,de2000,vmaf,ewarp]
+                         compare two images, videos or .vpy scripts (JSON on stdout)
   eval sr|denoise|deblock|dnsr [...]
                          measure the stages against named peers on a degradation: tables
                          (Markdown, JSON), bar plot, side-by-side crops (`vsrestore eval -h`)
@@ -118,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         from .training.trainer import main as train_main
 
         return train_main(rest)
+    if cmd == "metrics":
+        from .metrics_cli import main as metrics_main
+
+        return metrics_main(rest)
     if cmd == "eval":
         from .evaluation.cli import main as eval_main
 
