@@ -115,8 +115,8 @@ def optical_flow(clip: vs.VideoNode, *, direction: str = "backward", preset: str
 def _inside(flow: np.ndarray) -> np.ndarray:
     """1 where the flow samples inside the frame, else 0."""
     _, h, w = flow.shape
-    x = flow[0] + np.arange(w, dtype=np.float32)[None, :]
-    y = flow[1] + np.arange(h, dtype=np.float32)[:, None]
+    gx, gy = motion._grid(h, w)
+    x, y = flow[0] + gx, flow[1] + gy
     return ((x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)).astype(np.float32)
 
 

@@ -15,6 +15,7 @@ for accuracy; it is deterministic, and safe to call from several threads at once
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import cv2
@@ -112,8 +113,11 @@ def dense_flow(prev: np.ndarray, cur: np.ndarray, *, preset: str = "medium") -> 
     return np.ascontiguousarray(flow.transpose(2, 0, 1), dtype=np.float32)
 
 
+@functools.lru_cache(maxsize=16)
 def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel coordinate grids (x, y), read-only and shared."""
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    gx.flags.writeable = gy.flags.writeable = False
     return gx, gy
 
 
@@ -197,19 +201,28 @@ def scene_change(prev: np.ndarray, cur: np.ndarray, *, flow: np.ndarray | None =
     cur = np.asarray(cur, dtype=np.float32)
     _check_pair(prev, cur, "scene_change")
     h, w = cur.shape
-    k = (_SC_AREA / (h * w)) ** 0.5
-    sh, sw = max(2 * _SC_BORDER + 8, round(h * k)), max(2 * _SC_BORDER + 8, round(w * k))
-    interp = cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR
-    a = cv2.resize(prev, (sw, sh), interpolation=interp)
-    b = cv2.resize(cur, (sw, sh), interpolation=interp)
+    if flow is not None and flow.shape != (2, h, w):
+        raise ValueError(f"scene_change: flow of shape {flow.shape} for frames of shape {(h, w)}")
+    f = max(1, round((h * w / _SC_AREA) ** 0.5))  # an integer factor: OpenCV's fast area path
+    if f > 1 and min(h // f, w // f) >= 2 * _SC_BORDER + 8:
+        hc, wc = h // f * f, w // f * f
+        sh, sw = hc // f, wc // f
+
+        def small_of(x: np.ndarray) -> np.ndarray:
+            return cv2.resize(np.ascontiguousarray(x[:hc, :wc], np.float32), (sw, sh),
+                              interpolation=cv2.INTER_AREA)
+    else:
+        k = (_SC_AREA / (h * w)) ** 0.5
+        sh, sw = max(2 * _SC_BORDER + 8, round(h * k)), max(2 * _SC_BORDER + 8, round(w * k))
+        interp = cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR
+
+        def small_of(x: np.ndarray) -> np.ndarray:
+            return cv2.resize(np.asarray(x, np.float32), (sw, sh), interpolation=interp)
+    a, b = small_of(prev), small_of(cur)
     if flow is None:
         small = dense_flow(a, b, preset="fast")
-    elif flow.shape != (2, h, w):
-        raise ValueError(f"scene_change: flow of shape {flow.shape} for frames of shape {(h, w)}")
     else:
-        fx = cv2.resize(np.asarray(flow[0], np.float32), (sw, sh), interpolation=interp) * (sw / w)
-        fy = cv2.resize(np.asarray(flow[1], np.float32), (sw, sh), interpolation=interp) * (sh / h)
-        small = np.stack([fx, fy])
+        small = np.stack([small_of(flow[0]) * (sw / w), small_of(flow[1]) * (sh / h)])
     wn = _local_norm(warp(a, small))[_SC_BORDER:-_SC_BORDER, _SC_BORDER:-_SC_BORDER]
     bn = _local_norm(b)[_SC_BORDER:-_SC_BORDER, _SC_BORDER:-_SC_BORDER]
     energy = float((wn * wn + bn * bn).sum()) + 1e-6 * wn.size
