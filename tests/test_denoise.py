@@ -19,21 +19,6 @@ core = vs.core
 
 
 @pytest.fixture(scope="module")
-def tiny_drunet(tmp_path_factory):
-    """A small DRUNet (RGB + level plane) with fixed random weights."""
-    import torch
-    from safetensors.torch import save_file
-    from spandrel.architectures.DRUNet import DRUNet
-
-    torch.manual_seed(2)
-    m = DRUNet(in_nc=4, out_nc=3, nc=[8, 8, 8, 8], nb=2, act_mode="R", downsample_mode="strideconv",
-               upsample_mode="convtranspose")
-    path = tmp_path_factory.mktemp("models") / "tiny-drunet.safetensors"
-    save_file({k: v.contiguous() for k, v in m.state_dict().items()}, str(path))
-    return path
-
-
-@pytest.fixture(scope="module")
 def noisy_clip():
     rng = np.random.default_rng(5)
     img = photo("coffee")[:, :96, :128]
