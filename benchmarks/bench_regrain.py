@@ -19,7 +19,10 @@ machines it fails ("VK_ERROR_INCOMPATIBLE_DRIVER") and the process crashes.
 is measured.
 
 Settings: ours ``vr.regrain(clip, "35mm-fine", seed=1)`` (sigma 0.010 of full scale at mid-grey,
-0.4x at black and white, Gaussian grain size 0.55 px, chroma 0.35x); peers at the same mid-grey
+0.4x at black and white, Gaussian grain size 0.55 px, chroma 0.35x; fresh Gaussian noise for every
+pixel of every frame, drawn inside the kernel by a counter-based generator keyed by (seed, frame,
+plane), shaped by a separable 5x5 FIR and scaled by sigma(luma) in one pass per plane, nogil, frames
+in parallel through ``map_frames``); peers at the same mid-grey
 sigma (2.55 codes at 8 bits: var 6.5, uvar 0.8), ``luma_scaling=8`` (jetpack's default).
 Clip: 1920x1080 YUV420P10 (``--size``, ``--format``), ``--frames`` frames of one photo, all
 filters through VapourSynth with ``--threads`` core threads.
