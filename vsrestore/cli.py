@@ -42,7 +42,8 @@ def _models(argv: list[str]) -> int:
 
     ap = argparse.ArgumentParser(prog="vsrestore models")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("list")
+    p_list = sub.add_parser("list")
+    p_list.add_argument("--markdown", action="store_true", help="a Markdown table (for the README)")
     p_info = sub.add_parser("info")
     p_info.add_argument("name")
     p_ev = sub.add_parser("evaluate", help="measure a shipped model again on its held-out set (corpus)")
@@ -65,9 +66,17 @@ def _models(argv: list[str]) -> int:
     a = ap.parse_args(argv)
     try:
         if a.cmd == "list":
-            print(f"{'name':<20} {'task':<8} {'scale':>5} {'kind':<11} {'params':>9}")
-            for m in models.available():
-                print(f"{m.name:<20} {m.task:<8} {m.scale:>5} {m.kind:<11} {m.params:>9,}")
+            rows = [(m.name, m.task, str(m.scale), m.kind, f"{m.params:,}", models.headline(m.card))
+                    for m in models.available()]
+            if a.markdown:
+                print("| model | task | scale | kind | params | held-out (model card) |")
+                print("| --- | --- | ---: | --- | ---: | --- |")
+                for r in rows:
+                    print(f"| `{r[0]}` | " + " | ".join(r[1:]) + " |")
+            else:
+                print(f"{'name':<18} {'task':<8} {'scale':>5} {'kind':<11} {'params':>9}  held-out")
+                for r in rows:
+                    print(f"{r[0]:<18} {r[1]:<8} {r[2]:>5} {r[3]:<11} {r[4]:>9}  {r[5]}")
         elif a.cmd == "info":
             print(json.dumps(models.info(a.name).card, indent=2))
         elif a.cmd == "evaluate":

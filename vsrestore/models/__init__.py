@@ -53,6 +53,29 @@ def available() -> list[ModelInfo]:
     return out
 
 
+def headline(card: dict[str, Any]) -> str:
+    """The card's main held-out figure in a few words (``vsrestore models list``)."""
+    m = card.get("metrics") or {}
+    try:
+        if card["task"] == "sr" and card["kind"] == "perceptual":
+            return f"ST-LPIPS {m['stlpips']:.4f} (fidelity model {m['stlpips_reference']:.4f})"
+        if card["task"] == "sr":
+            return f"PSNR-Y {m['psnr_y']:.2f} dB (Lanczos {m['psnr_y_lanczos']:.2f})"
+        if card["task"] == "denoise":
+            s = m["sigma25"]
+            return f"sigma 25: {s['psnr_blind']:.2f} dB blind (noisy {s['psnr_noisy']:.2f})"
+        if card["task"] == "deblock":
+            s = m["x264_crf40"]
+            return f"x264 CRF 40: Y {s['psnr_y_blind']:.2f} dB blind (input {s['psnr_y_input']:.2f})"
+        if card["task"] == "dnsr":
+            s = m["sigma25"]
+            return (f"sigma 25: Y {s['psnr_y_joint']:.2f} dB (denoise then upscale "
+                    f"{s['psnr_y_denoise_then_upscale']:.2f})")
+    except (KeyError, TypeError):
+        pass
+    return ""
+
+
 def info(name: str) -> ModelInfo:
     for m in available():
         if m.name == name:
