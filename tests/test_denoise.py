@@ -110,3 +110,15 @@ def test_chain_model_denoises_and_upscales(noisy_clip, tiny_drunet, tiny_model, 
 
     b = clip_to_arrays(denoise(noisy_clip, 12, scale=2, model=path, backend=TorchCPU()))[0]
     assert np.abs(a - b).max() < 1e-4  # the ONNX export (ORT, default on CPU) matches torch
+
+
+def test_exported_level_model_runs_in_vs_mlrt(noisy_clip, tiny_drunet, tmp_path):
+    """vs-mlrt's core.ort.Model takes the export with the level plane as a second (GRAYS) clip."""
+    from vsrestore.runtime.export import export_onnx
+    from vsrestore.runtime.loader import load_model
+
+    onnx = export_onnx(load_model(tiny_drunet, "test"), tmp_path / "d.onnx")
+    level = core.std.BlankClip(noisy_clip, format=vs.GRAYS, color=[20 / 255])
+    theirs = clip_to_arrays(core.ort.Model([noisy_clip, level], network_path=str(onnx)))[0]
+    ours = clip_to_arrays(denoise(noisy_clip, 20, model=tiny_drunet))[0]
+    assert np.abs(theirs - ours).max() < 1e-4
