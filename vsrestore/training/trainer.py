@@ -181,6 +181,17 @@ def train(recipe: Recipe, manifest: Path, out_dir: Path, work: Path, device: str
     return card(recipe, net, train_paths, held, metrics, device)
 
 
+def _command(recipe: Recipe) -> str:
+    """The command that reproduces this run (overrides of the registered recipe spelled out)."""
+    cmd = f"vsrestore train {recipe.name}"
+    base = recipes.RECIPES.get(recipe.name)
+    if base is not None and recipe.steps != base.steps:
+        cmd += f" --steps {recipe.steps}"
+    if base is not None and recipe.threads != base.threads:
+        cmd += f" --threads {recipe.threads}"
+    return cmd
+
+
 def card(recipe: Recipe, net: nn.Module, train_paths: list[Path], held: list[Path],
          metrics: dict[str, Any], device: str) -> dict[str, Any]:
     level = {"denoise": "4th input plane = noise sigma / 255 (0-255 scale sigma)",
@@ -204,7 +215,7 @@ def card(recipe: Recipe, net: nn.Module, train_paths: list[Path], held: list[Pat
         "metrics_method": evaluate.METHODS[recipe.task],
         "metrics": metrics,
         "recipe": asdict(recipe),
-        "command": f"vsrestore train {recipe.name}",
+        "command": _command(recipe),
         "trained_on": f"{where}, torch {torch.__version__}",
         "train_seconds": None,
     }
