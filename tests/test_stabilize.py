@@ -211,8 +211,10 @@ def test_lazy_analysis_fetches_once_and_is_order_independent(capfd: pytest.Captu
 
     counted = map_frames(src, [src], count)
     forward = clip_to_arrays(stabilize(counted, smoothing=10))
-    # once for analysis (k frames ahead), once for output: a fixed 61-frame window refetched ~8x
-    assert len(calls) <= 2.2 * 24
+    # once for analysis (k frames ahead), once for output, plus what frames requested in
+    # parallel before any pair was estimated ask again (depends on the core's thread count and
+    # cache: 2.0-2.8x seen); a fixed 61-frame window refetched per frame would be ~8x
+    assert len(calls) <= 3.2 * 24
     out = stabilize(src, smoothing=10)  # a fresh filter, frames asked for backwards
     for i in reversed(range(24)):
         frame = out.get_frame(i)
