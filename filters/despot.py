@@ -13,30 +13,39 @@ from vsrestore.errors import VSRestoreError, check_clip
 
 core = vs.core
 NAME = "despot"
-SEARCH = 4  # frames fetched on each side
-USE = 4  # the nearest USE frames of the same shot are compared and repaired from
-_OFFS = "despot_offsets"  # pass-1 frame prop: offsets of the neighbours used (first: their count)
+SPAN = 8  # frames compared and repaired from: the SPAN nearest of the shot (SPAN / 2 a side inside it)
+_SHOT = "despot_shot"  # stage-2 prop: first and last frame of the shot (within SPAN of the frame)
+_OFFS = "despot_offsets"  # stage-2b/3 prop: offsets of the neighbours used
+_SIGMA = "despot_sigma"  # stage-3 prop: the vote's noise level
+_LINES = "despot_lines"  # stage-3 prop: the scratches found (:func:`_pack_lines`)
+_CUT = "despot_cut"  # stage-1 prop: 1 where the next frame belongs to another shot
+# stage-3 frame: planes stacked along y, each H rows: the marks, then per neighbour the
+# compensated luma its vote used (NaN where untrusted)
+_MARK_DUST, _MARK_LINE, _MARK_CORE = 1, 2, 4
+_PLANES = 1 + SPAN
 
 
 def despot(clip: vs.VideoNode, *, strength: float = 1.0, output_mask: bool = False,
            scratches: bool = True) -> vs.VideoNode:
     """Remove one-frame defects of scanned film (dust, dirt, blotches, hairs) and line scratches.
 
-    Every frame is compared with its four nearest frames of the same shot, motion-compensated
-    by a flow that dense dust does not derail (:mod:`vsrestore.robustflow`). A pixel is a
-    defect when it stands out from what the compensated neighbours agree on, in a vote that
-    outlasts a neighbour carrying its own defect at the same place; a second pass repeats the
-    vote with each neighbour's own defects left out, and repairs from the clean samples (real
-    pixels of other frames: grain stays alive). Where no neighbour has a sample (frame edges
-    the camera uncovers), the pixels are inpainted spatially and the frame gets the prop
+    Every frame is compared with its eight nearest frames of the same shot (four a side inside
+    it), motion-compensated by a flow that dense dust does not derail
+    (:mod:`vsrestore.robustflow`; each pair's flow is computed once, forward, and inverted for
+    the other frame). A pixel is a defect when it stands out from what the compensated
+    neighbours agree on, in a vote that outlasts neighbours carrying their own defects at the
+    same place; a second pass repeats the vote with each neighbour's own defects left out,
+    grows every defect over the pixels that look like it, and repairs from the clean samples
+    (real pixels of other frames: grain stays alive). Where no neighbour has a sample (frame
+    edges the camera uncovers), the pixels are inpainted spatially and the frame gets the prop
     ``vsrestore_synthesized`` containing ``"despot"``. Pixels outside the mask stay
     bit-identical to the input.
 
     Line scratches (thin, mostly vertical, wandering, on many frames) are in the neighbours
     too, so they are found spatially (:mod:`vsrestore.scratches`: a narrow ridge or valley,
     nearly constant along y, that does not move with the picture) and repaired from the
-    compensated neighbours where the camera moved the picture off the line, else by spatial
-    interpolation across it (marked synthesized).
+    compensated neighbours where the camera moved the picture off the line, else by a
+    gain/offset correction across it (interpolated where nearly opaque, marked synthesized).
 
     Args:
         clip: any YUV/RGB/GRAY clip, 8-16-bit integer or 16/32-bit float, at least 3 frames.
@@ -68,88 +77,241 @@ def despot(clip: vs.VideoNode, *, strength: float = 1.0, output_mask: bool = Fal
     strength = float(strength) if strength > 0 else 1e-6
     find_lines = bool(scratches)
     luma = color.to_luma(clip)
-    lumas = temporal_neighbours(luma, SEARCH)
-    p1_tpl = core.std.BlankClip(luma, format=vs.GRAYH, height=h * (1 + 2 * USE), keep=True)
+    ahead = temporal_neighbours(luma, SPAN)[SPAN:]  # frames n .. n + SPAN
 
-    def first(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
-        ys = [np.asarray(x[0]) for x in f]
-        offs, flows = _neighbours(n, ys, total)
-        fout = new_frame(p1_tpl, f[SEARCH])
+    # stage 1: the flow to the next frame, and whether it starts a new shot
+    s1_tpl = core.std.BlankClip(luma, format=vs.GRAY16, height=2 * h, keep=True)
+
+    def stage1(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+        fout = new_frame(s1_tpl, f[0])
         out = np.asarray(fout[0])
-        out[:] = 0
-        marks = np.zeros((h, w), np.float32)
-        if offs:
-            warped = spots.trusted(ys[SEARCH], spots.sample([ys[SEARCH + d] for d in offs], flows))
-            vote = spots.detect(ys[SEARCH], warped, np.stack([spots.sharpness(fl) for fl in flows]), strength)
-            marks += spots.drop_moved(vote, ys[SEARCH], [ys[SEARCH + d] for d in offs], offs, flows)
-        if find_lines:  # candidates only: the neighbours' samples on them are not trusted
-            marks += 2 * lines_.line_mask(lines_.candidates(ys[SEARCH]), (h, w))
-        out[:h] = marks
-        for i, fl in enumerate(flows):
-            out[h * (1 + 2 * i):h * (3 + 2 * i)] = fl.reshape(2 * h, w)
-        fout.props[_OFFS] = [len(offs), *offs]
+        cut = 1
+        if n + 1 < total:
+            cur, nxt = np.asarray(f[0][0]), np.asarray(f[1][0])
+            flow = _quant(robustflow.robust_flow(cur, nxt))
+            cut = int(robustflow.cut_score(cur, spots.sample([nxt], [flow], interp="bilinear")[0]) > robustflow.CUT)
+            out[:] = _enc_flow(flow).reshape(2 * h, w)
+        else:
+            out[:] = _FLOW_ZERO
+        fout.props[_CUT] = cut
         return fout
 
-    pass1 = map_frames(p1_tpl, lumas, first)
-    tpl = core.std.BlankClip(clip, format=vs.GRAY8, keep=True) if output_mask else clip
-    clips = [*temporal_neighbours(clip, SEARCH), *lumas, *temporal_neighbours(pass1, SEARCH)]
-    nb = 2 * SEARCH + 1
-    peak = float((1 << clip.format.bits_per_sample) - 1) if clip.format.sample_type == vs.INTEGER else None
+    s1 = map_frames(s1_tpl, ahead[:2], stage1)
+    s1_near = temporal_neighbours(s1, SPAN)
 
-    def second(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
-        frames, ys = f[:nb], [np.asarray(x[0]) for x in f[nb:2 * nb]]
-        p1 = [np.asarray(x[0]) for x in f[2 * nb:]]
-        offs = [int(v) for v in list(f[2 * nb + SEARCH].props[_OFFS])[1:]]
-        flows = [np.asarray(p1[SEARCH][h * (1 + 2 * i):h * (3 + 2 * i)], np.float32).reshape(2, h, w)
-                 for i in range(len(offs))]
-        cur = ys[SEARCH]
-        mask = np.zeros((h, w), bool)
-        members = sharp = np.zeros((0, h, w), bool)
+    # stage 2: the forward flows that frame n and its later neighbours need (shot-aware)
+    s2_tpl = core.std.BlankClip(luma, format=vs.GRAY16, height=2 * h * SPAN, keep=True)
+
+    def stage2(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+        ys, near = f[:SPAN + 1], f[SPAN + 1:]
+        first, last = _shot(n, [int(x.props[_CUT]) for x in near], total)
+        fout = new_frame(s2_tpl, near[SPAN])
+        out = np.asarray(fout[0])
+        out[:] = _FLOW_ZERO
+        cur = np.asarray(ys[0][0])
+        one = _dec_flow(np.asarray(near[SPAN][0])).reshape(2, h, w)  # the flow to frame n + 1
+        done = []
+        for d in range(1, SPAN + 1):
+            m = n + d
+            if m > min(last, total - 1) or not (d in _window(n, first, last) or -d in _window(m, first, last)):
+                continue
+            if d == 1:
+                flow = one
+            else:  # the camera's motion to the next frame, d times, is where the search starts
+                base = (int(round(d * float(np.median(one[0, ::4, ::4])))),
+                        int(round(d * float(np.median(one[1, ::4, ::4])))))
+                flow = robustflow.robust_flow(cur, np.asarray(ys[d][0]), predict=base)
+            out[2 * h * (d - 1):2 * h * d] = _enc_flow(flow).reshape(2 * h, w)
+            done.append(d)
+        fout.props[_SHOT] = [first, last]
+        fout.props[_OFFS] = [0, *done]
+        return fout
+
+    s2 = map_frames(s2_tpl, [*ahead, *s1_near], stage2)
+
+    # stage 2b: frame n's flows to each of its neighbours (backward ones by inversion, once)
+    def stage2b(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+        first, last = (int(v) for v in f[SPAN].props[_SHOT])
+        offs = _window(n, first, last)
+        fout = new_frame(s2_tpl, f[SPAN])
+        out = np.asarray(fout[0])
+        out[:] = _FLOW_ZERO
+        for i, d in enumerate(offs):
+            out[2 * h * i:2 * h * (i + 1)] = _flow_to(f, n, d, h, w).reshape(2 * h, w)
+        fout.props[_OFFS] = [0, *offs]
+        return fout
+
+    s2b = map_frames(s2_tpl, temporal_neighbours(s2, SPAN)[:SPAN + 1], stage2b)
+    lumas = temporal_neighbours(luma, SPAN)
+    nb = 2 * SPAN + 1
+    s3_tpl = core.std.BlankClip(luma, format=vs.GRAY16, height=h * _PLANES, keep=True)
+
+    # stage 3: the first vote (detection); its marks tell the neighbours' second votes which of
+    # their samples to leave out
+    def stage3(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+        ys = [np.asarray(x[0]) for x in f[:nb]]
+        offs, flows = _neighbours(f[nb], h, w)
+        cur = ys[SPAN]
+        fout = new_frame(s3_tpl, f[SPAN])
+        out = np.asarray(fout[0])
+        out[:] = 0
+        marks = np.zeros((h, w), np.int32)
         warped = np.zeros((0, h, w), np.float32)
         if offs:
-            warped = spots.sample([ys[SEARCH + d] for d in offs], flows)
-            sharp = np.stack([spots.sharpness(fl) for fl in flows])
-            vote = spots.detect(cur, warped, sharp, strength)
-            vote.mask = spots.drop_moved(vote, cur, [ys[SEARCH + d] for d in offs], offs, flows)
-            flags = spots.neighbour_flags([p1[SEARCH + d][:h] > 0.5 for d in offs], flows)
+            nbs = [ys[SPAN + d] for d in offs]
+            warped = spots.trusted(cur, spots.sample(nbs, flows))
+            sharp = np.stack([spots.sharpness(x) for x in flows])
+            vote = spots.detect(cur, warped, sharp, spots.reliability(cur, warped), strength)
+            vote.mask = spots.drop_moved(vote, cur, nbs, offs, flows)
+            marks += np.where(vote.mask, _MARK_DUST, 0) + np.where(vote.core, _MARK_CORE, 0)
+            fout.props[_SIGMA] = vote.sigma
+            for i in range(len(offs)):
+                out[h * (1 + i):h * (2 + i)] = _enc_luma(warped[i])
+        if find_lines:  # the neighbours' samples on a scratch are not trusted
+            raw = [ys[SPAN + d] for d in (-1, 1) if d in offs]
+            lines = lines_.verify(lines_.candidates(cur), cur, list(warped), flows, raw)
+            marks += _MARK_LINE * lines_.line_mask(lines, (h, w))
+            fout.props[_LINES] = _pack_lines(lines)
+        out[:h] = marks
+        fout.props[_OFFS] = [0, *offs]
+        return fout
+
+    s3 = map_frames(s3_tpl, [*lumas, s2b], stage3)
+    marks = core.std.Crop(s3, bottom=h * (_PLANES - 1))
+    tpl = core.std.BlankClip(clip, format=vs.GRAY8, keep=True) if output_mask else clip
+    clips = [*temporal_neighbours(clip, SPAN), *temporal_neighbours(marks, SPAN), s3, luma, s2b]
+    peak = float((1 << clip.format.bits_per_sample) - 1) if clip.format.sample_type == vs.INTEGER else None
+
+    # stage 4: the second vote with every neighbour's own defects known, and the repair
+    def stage4(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+        frames, mk = f[:nb], [np.asarray(x[0]).astype(np.int32) for x in f[nb:2 * nb]]
+        data = np.asarray(f[2 * nb][0])
+        cur = np.asarray(f[2 * nb + 1][0])
+        offs, flows = _neighbours(f[2 * nb + 2], h, w)
+        k = len(offs)
+        mask = np.zeros((h, w), bool)
+        members = np.zeros((0, h, w), bool)
+        sharp = np.zeros((0, h, w), np.float32)
+        warped = np.zeros((0, h, w), np.float32)
+        if offs:
+            own = mk[SPAN]
+            warped = np.stack([_dec_luma(np.asarray(data[h * (1 + i):h * (2 + i)])) for i in range(k)])
+            sharp = np.stack([spots.sharpness(x) for x in flows])
+            vote = spots.prepare(cur, warped, sharp, spots.reliability(cur, warped), float(f[2 * nb].props[_SIGMA]))
+            vote.mask, vote.core = (own & _MARK_DUST) > 0, (own & _MARK_CORE) > 0
+            flags = spots.neighbour_flags([(mk[SPAN + d] & (_MARK_DUST | _MARK_LINE)) > 0 for d in offs], flows)
             mask, members, clean = spots.refine(cur, warped, vote, flags, strength)
+            sharp = sharp * vote.weight  # the repair's sample weights
         lines: list[lines_.Line] = []
         on_line = np.zeros((h, w), bool)
         if find_lines:
-            lines = lines_.verify(lines_.candidates(cur), cur, list(warped), flows)
+            lines = _unpack_lines(f[2 * nb].props[_LINES], h)
             if lines:
                 on_line = lines_.line_mask(lines, (h, w))
                 mask = mask | on_line
                 if offs:  # on a scratch only samples off every neighbour's own marks count
                     members = np.where(on_line[None], clean, members)
         if output_mask:
-            fout = new_frame(tpl, frames[SEARCH])
+            fout = new_frame(tpl, frames[SPAN])
             np.asarray(fout[0])[:] = mask.astype(np.uint8) * 255
             return fout
         return _repair(frames, offs, flows, mask, members, sharp, peak, lines, on_line)
 
-    return map_frames(tpl, clips, second)
+    return map_frames(tpl, clips, stage4)
 
 
-def _neighbours(n: int, ys: list[np.ndarray], total: int) -> tuple[list[int], list[np.ndarray]]:
-    """The USE nearest frames of *n*'s shot (offsets, ascending) and their flows onto frame n."""
-    cur = ys[SEARCH]
-    found: dict[int, np.ndarray] = {}
-    open_side = {-1: True, 1: True}
-    for k in range(1, SEARCH + 1):
-        for side in (-1, 1):
-            d = side * k
-            if len(found) >= USE or not open_side[side] or not 0 <= n + d < total:
-                continue
-            nbr = ys[SEARCH + d]
-            flow = robustflow.robust_flow(cur, nbr).astype(np.float16).astype(np.float32)
-            warped = spots.sample([nbr], [flow], interp="bilinear")[0]
-            if robustflow.cut_score(cur, np.where(np.isnan(warped), cur, warped)) > robustflow.CUT:
-                open_side[side] = False  # a cut: nothing beyond it on this side either
-                continue
-            found[d] = flow
-    offs = sorted(found)
-    return offs, [found[d] for d in offs]
+def _pack_lines(lines: list[lines_.Line]) -> list[float]:
+    """Scratches as one float list for a frame prop: their count, then per line half-width,
+    sign, strength, cover and its centre on every row (-1 where it is absent)."""
+    out: list[float] = [float(len(lines))]
+    for ln in lines:
+        out += [ln.half, float(ln.sign), ln.strength, ln.cover, *np.nan_to_num(ln.centre, nan=-1.0).tolist()]
+    return out
+
+
+def _unpack_lines(v: object, h: int) -> list[lines_.Line]:
+    a = np.asarray(v if isinstance(v, (list, tuple)) else [v], np.float64)
+    lines, i = [], 1
+    for _ in range(int(a[0])):
+        centre = a[i + 4:i + 4 + h].copy()
+        centre[centre < 0] = np.nan
+        lines.append(lines_.Line(centre, float(a[i]), int(a[i + 1]), float(a[i + 2]), float(a[i + 3])))
+        i += 4 + h
+    return lines
+
+
+def _neighbours(fl: vs.VideoFrame, h: int, w: int) -> tuple[list[int], list[np.ndarray]]:
+    """Offsets of a frame's neighbours and its flows to them, from its stage-2b frame."""
+    offs = [int(v) for v in list(fl.props[_OFFS])[1:]]
+    a = np.asarray(fl[0])
+    return offs, [_dec_flow(np.asarray(a[2 * h * i:2 * h * (i + 1)])).reshape(2, h, w) for i in range(len(offs))]
+
+
+# between stages flows and samples travel as 16-bit integers (every consumer decodes the same
+# values, and quickly): flows in 1/128 px around 32768, luma in 1/16384 around 16384 (-1..3),
+# 65535 for a missing sample
+_FLOW_ZERO = 32768
+_NO_SAMPLE = 65535
+
+
+def _enc_flow(flow: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(flow * 128.0) + _FLOW_ZERO, 0, 65535).astype(np.uint16)
+
+
+def _dec_flow(a: np.ndarray) -> np.ndarray:
+    return (a.astype(np.float32) - np.float32(_FLOW_ZERO)) * np.float32(1.0 / 128.0)
+
+
+def _quant(flow: np.ndarray) -> np.ndarray:
+    return _dec_flow(_enc_flow(flow))
+
+
+def _enc_luma(v: np.ndarray) -> np.ndarray:
+    q = np.clip(np.rint(np.nan_to_num(v, nan=0.0) * 16384.0) + 16384, 0, 65534).astype(np.uint16)
+    q[np.isnan(v)] = _NO_SAMPLE
+    return q
+
+
+def _dec_luma(a: np.ndarray) -> np.ndarray:
+    v = (a.astype(np.float32) - np.float32(16384)) * np.float32(1.0 / 16384.0)
+    v[a == _NO_SAMPLE] = np.nan
+    return v
+
+
+def _shot(n: int, cuts: list[int], total: int) -> tuple[int, int]:
+    """First and last frame of *n*'s shot as far as SPAN frames around it tell
+    (``cuts[SPAN + d]``: a cut after frame n + d); a last frame of ``n + SPAN + 1`` means the
+    shot goes on beyond them."""
+    first, last = max(0, n - SPAN), min(total - 1, n + SPAN + 1)
+    for d in range(1, SPAN + 1):
+        if cuts[SPAN - d]:
+            first = max(first, n - d + 1)
+            break
+    for d in range(0, SPAN + 1):
+        if cuts[SPAN + d]:
+            last = min(last, n + d)
+            break
+    return first, last
+
+
+def _window(n: int, first: int, last: int) -> list[int]:
+    """Offsets of the SPAN nearest frames of *n* in the shot ``first..last`` (SPAN / 2 a side
+    where the shot allows, more on one side near its ends)."""
+    lo = max(first, min(n - SPAN // 2, last - SPAN))
+    hi = min(last, lo + SPAN)
+    return [m - n for m in range(lo, hi + 1) if m != n]
+
+
+def _flow_to(fl: list[vs.VideoFrame], n: int, d: int, h: int, w: int) -> np.ndarray:
+    """Flow from frame n to n + d (encoded) out of the stage-2 frames ``fl`` (n - SPAN .. n):
+    forward as stored, backward by inverting the earlier frame's forward flow."""
+    if d > 0:
+        return np.asarray(fl[SPAN][0])[2 * h * (d - 1):2 * h * d]
+    src = fl[SPAN + d]
+    if -d not in list(src.props[_OFFS]):
+        raise RuntimeError(f"despot: frame {n}'s flow from frame {n + d} was not computed")
+    a = np.asarray(src[0])
+    return _enc_flow(robustflow.invert(_dec_flow(a[2 * h * (-d - 1):2 * h * -d]).reshape(2, h, w)))
 
 
 def _repair(frames: list[vs.VideoFrame], offs: list[int], flows: list[np.ndarray], mask: np.ndarray,
@@ -157,7 +319,7 @@ def _repair(frames: list[vs.VideoFrame], offs: list[int], flows: list[np.ndarray
             on_line: np.ndarray) -> vs.VideoFrame:
     """Masked pixels <- weighted mean of the member samples; without any: scratch pixels are
     unblended (:func:`vsrestore.scratches.unblend`), the rest inpainted (synthesized)."""
-    centre = frames[SEARCH]
+    centre = frames[SPAN]
     fout = centre.copy()
     if not mask.any():
         return fout
@@ -178,15 +340,13 @@ def _repair(frames: list[vs.VideoFrame], offs: list[int], flows: list[np.ndarray
         if not m.any():
             continue
         plane = src.astype(np.float32)
-        total = np.zeros((ph, pw), np.float32)
-        acc = np.zeros((ph, pw), np.float32)
-        if offs:
-            vals = spots.sample([np.asarray(frames[SEARCH + d][p]) for d in offs], fl)
-            good = ~np.isnan(vals) & (wts > 0)
-            acc = np.where(good, vals * wts, 0.0).sum(0)
-            total = np.where(good, wts, 0.0).sum(0)
-        have = total > 1e-6
-        plane = np.where(m & have, acc / np.maximum(total, 1e-6), plane)
+        ys, xs = np.nonzero(m)
+        have = np.zeros((ph, pw), bool)
+        if offs:  # only the masked pixels are sampled
+            acc, total = spots.blend_at([np.asarray(frames[SPAN + d][p]) for d in offs], fl, wts[:, ys, xs], ys, xs)
+            ok = total > 1e-6
+            plane[ys[ok], xs[ok]] = (acc[ok] / total[ok]).astype(np.float32)
+            have[ys[ok], xs[ok]] = True
         holes = m & ~have
         if (holes & ln).any():
             plane, flat = lines_.unblend(plane, lines, holes & ln, pw / w, ph / h)

@@ -14,8 +14,10 @@ with a centre per row (sub-pixel), a half-width and a polarity.
 :func:`verify` then asks the motion: a scratch does not move with the picture. Where a
 compensated neighbour has moved by at least :data:`MIN_SHIFT` px relative to the film at the
 line, its compensated plane must *not* show the ridge there (a pole or a door frame would:
-it travels with the image). A line no neighbour can test (a static camera) is kept only if it
-spans :data:`STATIC_COVER` of the height; a full-height thin line in a static shot that never
+it travels with the image). The line must also be there in the
+nearest frames as they are (a chain of one-frame dust that happens to line up is not). A line
+no neighbour can test (a static camera) is kept only if it spans :data:`STATIC_COVER` of the
+height; a full-height thin line in a static shot that never
 moves cannot be told from a scratch. :func:`line_mask` rasterises accepted lines.
 """
 
@@ -183,8 +185,10 @@ def response_at(y: np.ndarray, line: Line) -> float:
 
 
 def verify(lines: list[Line], cur: np.ndarray, warped: list[np.ndarray],
-           flows: list[np.ndarray]) -> list[Line]:
-    """The lines that do not move with the picture (module docstring)."""
+           flows: list[np.ndarray], raw: list[np.ndarray] | None = None) -> list[Line]:
+    """The lines that do not move with the picture (module docstring) and, given the nearest
+    frames as they are (*raw*), are found in at least one of them at the same place: a scratch
+    lives on many frames, a chain of one-frame dust that happens to line up (dense dust) on one."""
     kept = []
     for ln in lines:
         rows = np.flatnonzero(~np.isnan(ln.centre))
@@ -192,6 +196,8 @@ def verify(lines: list[Line], cur: np.ndarray, warped: list[np.ndarray],
             continue
         xs = np.clip(np.rint(ln.centre[rows]).astype(int), 0, cur.shape[1] - 1)
         r0 = response_at(cur, ln)
+        if raw and not any(response_at(y, ln) > 0.5 * r0 for y in raw):
+            continue
         tested, moves = 0, 0
         for wp, fl in zip(warped, flows, strict=True):
             shift = float(np.median(np.abs(fl[0][rows, xs])))
