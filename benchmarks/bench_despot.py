@@ -183,7 +183,8 @@ def evaluate(name: str, seed: int, w: int, h: int) -> dict[str, float]:
             if psnr(o[:, d], c[:, d]) >= 30:
                 continue
             e = ((o[:, d] - c[:, d]) ** 2).sum(0)
-            key = "undetected" if m[d].mean() < 0.5 else "missed" if e[~m[d]].sum() > e[m[d]].sum() else "repair"
+            key = ("undetected" if m[d].mean() < 0.5
+                   else "missed" if e[~m[d]].sum() > e[m[d]].sum() else "repair")
             why[key] += 1
     total = sum(len(ob) for ob in objs)
     return {**r, **{k: v / total for k, v in why.items()}}
@@ -200,7 +201,8 @@ def evaluation(photos: list[str], seeds: list[int], w: int, h: int) -> None:
             print(f"{p + '/' + str(sd):18s} " + " ".join(
                 f"{r[k]:10.1f}" if k in ("outside", "worst") else f"{r[k]:10.3f}" for k in keys), flush=True)
     print(f"{'min':18s} " + " ".join(
-        f"{min(r[k] for r in rows):10.1f}" if k in ("outside", "worst") else f"{min(r[k] for r in rows):10.3f}"
+        f"{min(r[k] for r in rows):10.1f}" if k in ("outside", "worst")
+        else f"{min(r[k] for r in rows):10.3f}"
         for k in keys))
 
 

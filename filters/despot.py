@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import vapoursynth as vs
 
-from vsrestore import color, props, robustflow, spots
+from vsrestore import color, props, robustflow, spots, spotsamples
 from vsrestore import scratches as lines_
 from vsrestore.bridge import map_frames, new_frame, temporal_neighbours
 from vsrestore.errors import VSRestoreError, check_clip
@@ -89,7 +89,8 @@ def despot(clip: vs.VideoNode, *, strength: float = 1.0, output_mask: bool = Fal
         if n + 1 < total:
             cur, nxt = np.asarray(f[0][0]), np.asarray(f[1][0])
             flow = _quant(robustflow.robust_flow(cur, nxt))
-            cut = int(robustflow.cut_score(cur, spots.sample([nxt], [flow], interp="bilinear")[0]) > robustflow.CUT)
+            cut = int(robustflow.cut_score(cur, spotsamples.sample([nxt], [flow], interp="bilinear")[0])
+                      > robustflow.CUT)
             out[:] = _enc_flow(flow).reshape(2 * h, w)
         else:
             out[:] = _FLOW_ZERO
@@ -113,7 +114,8 @@ def despot(clip: vs.VideoNode, *, strength: float = 1.0, output_mask: bool = Fal
         done = []
         for d in range(1, SPAN + 1):
             m = n + d
-            if m > min(last, total - 1) or not (d in _window(n, first, last) or -d in _window(m, first, last)):
+            if m > min(last, total - 1) or not (d in _window(n, first, last)
+                                                or -d in _window(m, first, last)):
                 continue
             if d == 1:
                 flow = one
@@ -159,9 +161,9 @@ def despot(clip: vs.VideoNode, *, strength: float = 1.0, output_mask: bool = Fal
         warped = np.zeros((0, h, w), np.float32)
         if offs:
             nbs = [ys[SPAN + d] for d in offs]
-            warped = spots.trusted(cur, spots.sample(nbs, flows))
-            sharp = np.stack([spots.sharpness(x) for x in flows])
-            vote = spots.detect(cur, warped, sharp, spots.reliability(cur, warped), strength)
+            warped = spotsamples.trusted(cur, spotsamples.sample(nbs, flows))
+            sharp = np.stack([spotsamples.sharpness(x) for x in flows])
+            vote = spots.detect(cur, warped, sharp, spotsamples.reliability(cur, warped), strength)
             vote.mask = spots.drop_moved(vote, cur, nbs, offs, flows)
             marks += np.where(vote.mask, _MARK_DUST, 0) + np.where(vote.core, _MARK_CORE, 0)
             fout.props[_SIGMA] = vote.sigma
@@ -196,10 +198,12 @@ def despot(clip: vs.VideoNode, *, strength: float = 1.0, output_mask: bool = Fal
         if offs:
             own = mk[SPAN]
             warped = np.stack([_dec_luma(np.asarray(data[h * (1 + i):h * (2 + i)])) for i in range(k)])
-            sharp = np.stack([spots.sharpness(x) for x in flows])
-            vote = spots.prepare(cur, warped, sharp, spots.reliability(cur, warped), float(f[2 * nb].props[_SIGMA]))
+            sharp = np.stack([spotsamples.sharpness(x) for x in flows])
+            vote = spots.prepare(cur, warped, sharp, spotsamples.reliability(cur, warped),
+                                 float(f[2 * nb].props[_SIGMA]))
             vote.mask, vote.core = (own & _MARK_DUST) > 0, (own & _MARK_CORE) > 0
-            flags = spots.neighbour_flags([(mk[SPAN + d] & (_MARK_DUST | _MARK_LINE)) > 0 for d in offs], flows)
+            flags = spots.neighbour_flags([(mk[SPAN + d] & (_MARK_DUST | _MARK_LINE)) > 0 for d in offs],
+                                          flows)
             mask, members, clean = spots.refine(cur, warped, vote, flags, strength)
             sharp = sharp * vote.weight  # the repair's sample weights
         lines: list[lines_.Line] = []
@@ -244,7 +248,8 @@ def _neighbours(fl: vs.VideoFrame, h: int, w: int) -> tuple[list[int], list[np.n
     """Offsets of a frame's neighbours and its flows to them, from its stage-2b frame."""
     offs = [int(v) for v in list(fl.props[_OFFS])[1:]]
     a = np.asarray(fl[0])
-    return offs, [_dec_flow(np.asarray(a[2 * h * i:2 * h * (i + 1)])).reshape(2, h, w) for i in range(len(offs))]
+    return offs, [_dec_flow(np.asarray(a[2 * h * i:2 * h * (i + 1)])).reshape(2, h, w)
+                  for i in range(len(offs))]
 
 
 # between stages flows and samples travel as 16-bit integers (every consumer decodes the same
@@ -343,7 +348,8 @@ def _repair(frames: list[vs.VideoFrame], offs: list[int], flows: list[np.ndarray
         ys, xs = np.nonzero(m)
         have = np.zeros((ph, pw), bool)
         if offs:  # only the masked pixels are sampled
-            acc, total = spots.blend_at([np.asarray(frames[SPAN + d][p]) for d in offs], fl, wts[:, ys, xs], ys, xs)
+            acc, total = spotsamples.blend_at([np.asarray(frames[SPAN + d][p]) for d in offs], fl,
+                                              wts[:, ys, xs], ys, xs)
             ok = total > 1e-6
             plane[ys[ok], xs[ok]] = (acc[ok] / total[ok]).astype(np.float32)
             have[ys[ok], xs[ok]] = True
