@@ -113,7 +113,7 @@ def train(recipe: Recipe, manifest: Path, out_dir: Path, work: Path, device: str
         d_opt = torch.optim.Adam(disc.parameters(), lr=recipe.lr, betas=(0.9, 0.99))
     work.mkdir(parents=True, exist_ok=True)
     ckpt = work / f"{recipe.name}.ckpt"
-    step = 0
+    step, spent = 0, 0.0  # training-loop seconds so far, summed over resumed runs
     if ckpt.exists():
         state = torch.load(ckpt, weights_only=True, map_location=device)
         net.load_state_dict(state["model"])
@@ -125,10 +125,11 @@ def train(recipe: Recipe, manifest: Path, out_dir: Path, work: Path, device: str
         torch.set_rng_state(state["torch_rng"])
         rng.bit_generator.state = json.loads(ckpt.with_suffix(".rng.json").read_text())
         step = int(state["step"])
+        spent = float(state.get("seconds", 0.0))
         log.info("resumed from %s at step %d", ckpt, step)
     sampler = tasks.PatchSampler(pairs, recipe.scale, recipe.patch, rng)
     w = recipe.loss_weights
-    t_log = time.time()
+    t_log = t_run = time.time()
     net.train()
     while step < recipe.steps:
         inp, tgt = tasks.training_batch(recipe, sampler, rng)
@@ -160,11 +161,12 @@ def train(recipe: Recipe, manifest: Path, out_dir: Path, work: Path, device: str
             t_log = time.time()
         if step % recipe.ckpt_every == 0 or step == recipe.steps:
             state = {"model": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                     "step": step, "torch_rng": torch.get_rng_state()}
+                     "step": step, "torch_rng": torch.get_rng_state(), "seconds": spent + time.time() - t_run}
             if disc is not None and d_opt is not None:
                 state |= {"disc": disc.state_dict(), "d_opt": d_opt.state_dict()}
             _save_ckpt(ckpt, state, rng)
 
+    spent += time.time() - t_run
     net.eval()
     reference = None
     if perceptual and recipe.init:
@@ -178,7 +180,7 @@ def train(recipe: Recipe, manifest: Path, out_dir: Path, work: Path, device: str
 
     save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
               str(out_dir / f"{recipe.name}.safetensors"))
-    return card(recipe, net, train_paths, held, metrics, device)
+    return card(recipe, net, train_paths, held, metrics, device, round(spent))
 
 
 def _command(recipe: Recipe) -> str:
@@ -193,7 +195,7 @@ def _command(recipe: Recipe) -> str:
 
 
 def card(recipe: Recipe, net: nn.Module, train_paths: list[Path], held: list[Path],
-         metrics: dict[str, Any], device: str) -> dict[str, Any]:
+         metrics: dict[str, Any], device: str, seconds: int | None = None) -> dict[str, Any]:
     level = {"denoise": "4th input plane = noise sigma / 255 (0-255 scale sigma)",
              "dnsr": "4th input plane = noise sigma / 255 of the low-resolution input",
              "deblock": "4th input plane = RMS compression error / 255 (0-255 scale)"}.get(recipe.task)
@@ -217,7 +219,7 @@ def card(recipe: Recipe, net: nn.Module, train_paths: list[Path], held: list[Pat
         "recipe": asdict(recipe),
         "command": _command(recipe),
         "trained_on": f"{where}, torch {torch.__version__}",
-        "train_seconds": None,
+        "train_seconds": seconds,  # the training loop, summed over resumed runs (no data prep, no eval)
     }
 
 
@@ -256,9 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyError as e:
         ap.error(str(e))
     out = a.out or WEIGHTS
-    t0 = time.time()
     result = train(recipe, a.manifest, out, a.work, a.device)
-    result["train_seconds"] = round(time.time() - t0)
     (out / f"{recipe.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     log.info("wrote %s (%s): %s", out / recipe.name, f"{result['train_seconds'] / 60:.0f} min",
              json.dumps(result["metrics"]))
