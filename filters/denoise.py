@@ -65,8 +65,13 @@ def denoise(clip: vs.VideoNode, strength: float | None = None, *, scale: int = 1
         return clip if scale == 1 else _plain_upscale(clip, tile, overlap, backend)
     if model is None:
         name = registry.default_for("denoise", scale)
+        if name is None and scale == 1:
+            raise VSRestoreError(NAME, "no denoise model is installed",
+                                 "reinstall vsrestore, or pass model= a DRUNet-style model file")
         if name is None:
-            raise VSRestoreError(NAME, f"no shipped denoise model for scale={scale}", "use scale=1")
+            raise VSRestoreError(NAME, f"no joint denoise + x{scale} model is installed",
+                                 f"use vr.upscale(vr.denoise(clip), {scale}), pass model= a joint model "
+                                 f"file, or train one: vsrestore train dnsr-x{scale}")
         model = name
     lm = registry.resolve(model, NAME)
     if lm.cond_channels != 1 or lm.in_channels != 3:

@@ -122,3 +122,11 @@ def test_exported_level_model_runs_in_vs_mlrt(noisy_clip, tiny_drunet, tmp_path)
     theirs = clip_to_arrays(core.ort.Model([noisy_clip, level], network_path=str(onnx)))[0]
     ours = clip_to_arrays(denoise(noisy_clip, 20, model=tiny_drunet))[0]
     assert np.abs(theirs - ours).max() < 1e-4
+
+
+def test_missing_joint_model_names_the_way_out(noisy_clip, monkeypatch):
+    from vsrestore import models as registry
+
+    monkeypatch.setattr(registry, "default_for", lambda task, scale: None)
+    with pytest.raises(VSRestoreError, match="vr.upscale\\(vr.denoise\\(clip\\), 2\\)"):
+        denoise(noisy_clip, 10, scale=2)
