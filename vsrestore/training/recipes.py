@@ -63,7 +63,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            steps=11000, batch=16, patch=64, lr=4e-4, eval_crop=256,
            summary="noise-level-conditioned denoiser (Gaussian sigma 0-50, blind via estimation)"),
     Recipe(name="deblock-drunet", task="deblock", arch="drunet", arch_args=_DRUNET_S,
-           steps=9000, batch=16, patch=64, lr=4e-4, eval_crop=256,
+           init=("denoise-drunet",), steps=3000, batch=16, patch=64, lr=2e-4, eval_crop=256,
            summary="compression artefact removal (H.264/HEVC/JPEG blocking, ringing, mosquito noise)"),
     Recipe(name="dnsr-x2", task="dnsr", scale=2, arch="chain", init=("denoise-drunet", "sr-compact-x2"),
            steps=3000, batch=16, patch=48, lr=1e-4, eval_crop=384,
