@@ -174,13 +174,23 @@ def train(recipe: Recipe, manifest: Path, out_dir: Path, work: Path, device: str
 
         reference = models.resolve(recipe.init[0], "train").module
     log.info("evaluating on %d held-out files", len(held))
+    half = sum(p.numel() for p in net.parameters()) > HALF_ABOVE
+    if half:  # measured as stored: the weights rounded to float16
+        with torch.no_grad():
+            for v in net.state_dict().values():
+                if v.is_floating_point():
+                    v.copy_(v.half().float())
     metrics = evaluate.evaluate(recipe, net, held, device, reference)
     out_dir.mkdir(parents=True, exist_ok=True)
     from safetensors.torch import save_file
 
-    save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
-              str(out_dir / f"{recipe.name}.safetensors"))
-    return card(recipe, net, train_paths, held, metrics, device, round(spent))
+    save_file({k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
+               for k, v in net.state_dict().items()}, str(out_dir / f"{recipe.name}.safetensors"))
+    return card(recipe, net, train_paths, held, metrics, device, round(spent),
+                "float16" if half else "float32")
+
+
+HALF_ABOVE = 1_000_000  # parameters: larger networks are stored as float16 (half the size on disk)
 
 
 def _command(recipe: Recipe) -> str:
@@ -195,7 +205,8 @@ def _command(recipe: Recipe) -> str:
 
 
 def card(recipe: Recipe, net: nn.Module, train_paths: list[Path], held: list[Path],
-         metrics: dict[str, Any], device: str, seconds: int | None = None) -> dict[str, Any]:
+         metrics: dict[str, Any], device: str, seconds: int | None = None,
+         stored: str = "float32") -> dict[str, Any]:
     level = {"denoise": "4th input plane = noise sigma / 255 (0-255 scale sigma)",
              "dnsr": "4th input plane = noise sigma / 255 of the low-resolution input",
              "deblock": "4th input plane = RMS compression error / 255 (0-255 scale)"}.get(recipe.task)
@@ -220,12 +231,13 @@ def card(recipe: Recipe, net: nn.Module, train_paths: list[Path], held: list[Pat
         "command": _command(recipe),
         "trained_on": f"{where}, torch {torch.__version__}",
         "train_seconds": seconds,  # the training loop, summed over resumed runs (no data prep, no eval)
+        "weights_dtype": stored,  # the file's; the network runs in float32 (or fp16 where asked)
     }
 
 
 def reevaluate(name: str, manifest: Path, device: str = "cpu") -> dict[str, Any]:
     """Measure shipped model *name* again on its held-out set (``vsrestore models evaluate``):
-    its card with fresh ``metrics`` (the training record -- time, machine -- is kept)."""
+    its card with fresh ``metrics`` (the training record -- time, machine, recipe, command -- is kept)."""
     from .. import models
 
     recipe = recipes.get(name)
@@ -234,9 +246,14 @@ def reevaluate(name: str, manifest: Path, device: str = "cpu") -> dict[str, Any]
     train_paths, held = tasks.split_for(recipe, data.read_manifest(manifest))
     reference = models.resolve(recipe.init[0], "evaluate").module if recipe.kind == "perceptual" else None
     metrics = evaluate.evaluate(recipe, net, held, device, reference)
-    fresh = card(recipe, net, train_paths, held, metrics, device)
-    for key in ("trained_on", "train_seconds"):
-        fresh[key] = info.card.get(key)
+    from safetensors import safe_open
+
+    with safe_open(str(info.path), "pt") as f:
+        dtypes = {str(f.get_slice(k).get_dtype()) for k in f.keys()}
+    fresh = card(recipe, net, train_paths, held, metrics, device,
+                 stored="float16" if "F16" in dtypes else "float32")
+    for key in ("trained_on", "train_seconds", "recipe", "command"):  # the training record
+        fresh[key] = info.card.get(key, fresh.get(key))
     return fresh
 
 
