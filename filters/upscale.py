@@ -24,11 +24,12 @@ def upscale(clip: vs.VideoNode, scale: int = 2, *, model: str | Path | None = No
 
     YUV in gives YUV out (same family, sample type and subsampling), RGB gives RGB,
     GRAY gives GRAY; colour props are honoured and written. ``model=None`` uses the
-    shipped fidelity model for the scale (x4 = the x2 model twice).
+    shipped fidelity model for the scale (``sr-compact-x2``, ``sr-compact-x4``; without an x4
+    model installed, x4 runs the x2 model twice).
 
     Args:
         clip: any YUV/RGB/GRAY clip, 8-16-bit integer or 16/32-bit float.
-        scale: upscale factor; must match the model's (or 4 with the default x2 model).
+        scale: upscale factor; must match the model's.
         model: shipped model name (``vsrestore models list``) or a path to a
             spandrel-supported ``.pth``/``.safetensors`` file or an ``.onnx`` file.
         luma_only: run the model on Y only and scale chroma with Spline36 (YUV input).
