@@ -29,6 +29,7 @@ from .recipes import Recipe
 log = logging.getLogger("vsrestore.train")
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "weights"
+HALF_ABOVE = 1_000_000  # parameters: larger networks are stored as float16 (half the size on disk)
 _ARCH_TEXT = {"compact": "Compact (SRVGGNetCompact; spandrel id 'Compact')",
               "drunet": "DRUNet (spandrel id 'DRUNet'), noise-level plane as 4th input channel",
               "chain": "chain: DRUNet (spandrel 'DRUNet') then Compact (spandrel 'Compact'), one network"}
@@ -188,9 +189,6 @@ def train(recipe: Recipe, manifest: Path, out_dir: Path, work: Path, device: str
                for k, v in net.state_dict().items()}, str(out_dir / f"{recipe.name}.safetensors"))
     return card(recipe, net, train_paths, held, metrics, device, round(spent),
                 "float16" if half else "float32")
-
-
-HALF_ABOVE = 1_000_000  # parameters: larger networks are stored as float16 (half the size on disk)
 
 
 def _command(recipe: Recipe) -> str:
