@@ -267,3 +267,23 @@ def test_motion_helpers_on_small_and_odd_inputs() -> None:
     conf = motion.flow_confidence(const, -const)
     assert conf[:, :27].min() > 0.99 and conf[:, 28:].max() == 0  # x + 2 > 29 lies outside
     assert motion.flow_confidence(const, const)[:, :20].max() < 0.01  # round trip lands 4 px off
+
+
+def test_reduced_frames_give_the_same_search(scenes: list[Scene]) -> None:
+    """Frames downscaled once by finest_factor and passed with ``reduced`` give a flow as good as
+    the full-size call (DIS searches the same level); bad factors are refused."""
+    s = scenes[0]
+    assert [motion.finest_factor(p) for p in motion.PRESETS] == [4, 2, 2, 1]
+    ts = range(1, len(s.frames))
+    half = [cv2.resize(f, (W // 2, H // 2), interpolation=cv2.INTER_AREA) for f in s.frames]
+    full = np.mean([epe(motion.dense_flow(s.frames[t - 1], s.frames[t], preset="fast"), s, t) for t in ts])
+    red = []
+    for t in ts:
+        small = motion.dense_flow(half[t - 1], half[t], preset="fast", reduced=2)
+        assert small.shape == (2, H // 2, W // 2)
+        up = np.stack([cv2.resize(c, (W, H), interpolation=cv2.INTER_LINEAR) * 2 for c in small])
+        red.append(epe(up, s, t))
+    assert np.mean(red) < 1.15 * full and np.mean(red) < 0.3, (np.mean(red), full)
+    for bad in (3, 4, 0):
+        with pytest.raises(ValueError, match="reduced"):
+            motion.dense_flow(half[0], half[1], preset="fast", reduced=bad)

@@ -31,10 +31,11 @@ PRESETS = ("ultrafast", "fast", "medium", "slow")
 # ~1.2x its time; "slow" 0.147 / 0.125 px at ~4x. Pre-smoothing and gamma below: -10 % EPE.
 # "fast": on bench_flow.py's 640x360 pan (noise 2.5/255) its compensation error is ~0.2 dB from
 # "medium" (whose variational refinement costs ~5x and gains nothing there), OpenCV's FAST
-# (finest scale 2, 5 refinement iterations) ~2 dB worse at ~0.6x the time.
+# (finest scale 2, 5 refinement iterations) ~2 dB worse at ~0.6x the time. Its stride 7 and
+# 6 descent iterations (was 6 and 12) cost 0.74x the CPU time for -0.04 dB there.
 _DIS: dict[str, tuple[int, int, int, int, int]] = {
     "ultrafast": (2, 8, 4, 12, 0),  # = OpenCV's ULTRAFAST preset
-    "fast": (1, 8, 6, 12, 0),  # half-resolution search, no refinement (benchmarks/bench_flow.py)
+    "fast": (1, 8, 7, 6, 0),  # half-resolution search, no refinement (benchmarks/bench_flow.py)
     "medium": (1, 12, 6, 12, 10),
     "slow": (0, 16, 8, 12, 10),  # full-resolution finest scale: ~4x the cost of medium
 }
@@ -45,16 +46,29 @@ _MIN_SIDE = 32  # smaller images are padded for DIS
 _local = threading.local()
 
 
-def _dis(preset: str) -> cv2.DISOpticalFlow:
-    """This thread's DIS instance for *preset* (DIS objects are not thread-safe)."""
-    cache: dict[str, cv2.DISOpticalFlow] | None = getattr(_local, "dis", None)
+def finest_factor(preset: str) -> int:
+    """How many times smaller than its input the finest level DIS searches is for *preset*.
+
+    1 for "slow", 2 for "fast" and "medium", 4 for "ultrafast". A caller that can downscale
+    each frame once by this factor (e.g. with zimg in the clip graph) passes the small
+    frames to :func:`dense_flow` with ``reduced=finest_factor(preset)``: the same search
+    without building and smoothing the full-size level for each pair, i.e. twice per frame.
+    """
+    if preset not in _DIS:
+        raise ValueError(f"finest_factor: unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
+    return 1 << _DIS[preset][0]
+
+
+def _dis(preset: str, skip: int = 0) -> cv2.DISOpticalFlow:
+    """This thread's DIS instance for *preset* with *skip* fine levels dropped (not thread-safe)."""
+    cache: dict[tuple[str, int], cv2.DISOpticalFlow] | None = getattr(_local, "dis", None)
     if cache is None:
         cache = _local.dis = {}
-    inst = cache.get(preset)
+    inst = cache.get((preset, skip))
     if inst is None:
         fs, patch, stride, gd, vr = _DIS[preset]
         inst = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-        inst.setFinestScale(fs)
+        inst.setFinestScale(fs - skip)
         inst.setPatchSize(patch)
         inst.setPatchStride(stride)
         inst.setGradientDescentIterations(gd)
@@ -62,7 +76,7 @@ def _dis(preset: str) -> cv2.DISOpticalFlow:
         inst.setVariationalRefinementGamma(_VR_GAMMA)
         inst.setUseMeanNormalization(True)  # tolerate brightness changes (fades, flicker)
         inst.setUseSpatialPropagation(True)
-        cache[preset] = inst
+        cache[(preset, skip)] = inst
     return inst
 
 
@@ -85,23 +99,31 @@ def _to_u8_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (cv2.convertScaleAbs(a, alpha=k, beta=-lo * k), cv2.convertScaleAbs(b, alpha=k, beta=-lo * k))
 
 
-def dense_flow(prev: np.ndarray, cur: np.ndarray, *, preset: str = "medium") -> np.ndarray:
+def dense_flow(prev: np.ndarray, cur: np.ndarray, *, preset: str = "medium",
+               reduced: int = 1) -> np.ndarray:
     """Backward flow of *cur*: ``(2, H, W)`` float32 with ``cur(x, y) ~= prev(x+dx, y+dy)``.
 
     *prev*, *cur*: ``(H, W)`` grey images, float 0..1 (any real dtype). *preset*: one of
     :data:`PRESETS`, fastest to most accurate ("medium" is the default balance).
+    *reduced*: 1, or a power of two up to :func:`finest_factor` saying the frames were
+    already downscaled by it (antialiased): DIS then skips that many fine levels and
+    the pre-smoothing, and the flow is at the given size, in its pixels.
     """
     if preset not in _DIS:
         raise ValueError(f"dense_flow: unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
+    skip = reduced.bit_length() - 1
+    if reduced < 1 or reduced != 1 << skip or skip > _DIS[preset][0]:
+        raise ValueError(f"dense_flow: reduced={reduced!r} must be a power of two up to "
+                         f"{finest_factor(preset)} for preset {preset!r}")
     prev = np.asarray(prev, dtype=np.float32)
     cur = np.asarray(cur, dtype=np.float32)
     _check_pair(prev, cur, "dense_flow")
     h, w = cur.shape
-    if _PRESMOOTH:
+    if _PRESMOOTH and not skip:  # a downscale has smoothed the reduced frames already
         prev = cv2.GaussianBlur(prev, (0, 0), _PRESMOOTH)
         cur = cv2.GaussianBlur(cur, (0, 0), _PRESMOOTH)
     p8, c8 = _to_u8_pair(prev, cur)
-    fs, patch = _DIS[preset][:2]
+    fs, patch = _DIS[preset][0] - skip, _DIS[preset][1]
     side = max(_MIN_SIDE, patch << fs)
     if h < side or w < side:  # DIS needs (patch << finest scale) pixels, or it fails or crashes
         pad = (0, max(0, side - h), 0, max(0, side - w))
@@ -109,7 +131,7 @@ def dense_flow(prev: np.ndarray, cur: np.ndarray, *, preset: str = "medium") -> 
         c8 = cv2.copyMakeBorder(c8, *pad, cv2.BORDER_REPLICATE)
     # DIS.calc(I0, I1) finds f with I0(x) ~= I1(x + f): I0 = cur, I1 = prev. Passing None
     # (never a previous result) keeps it from using an initial guess: deterministic.
-    flow = _dis(preset).calc(c8, p8, None)[:h, :w]  # type: ignore[call-overload]
+    flow = _dis(preset, skip).calc(c8, p8, None)[:h, :w]  # type: ignore[call-overload]
     return np.ascontiguousarray(flow.transpose(2, 0, 1), dtype=np.float32)
 
 
