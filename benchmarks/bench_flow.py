@@ -11,7 +11,8 @@ Peers (vapoursynth-mvtools, the settings its docs and the common denoise scripts
 use for compensation): ``Super(pel=2, sharp=2)``, ``Analyse(isb=True, truemotion=True,
 search=4, searchparam=2, delta=1)`` with blksize 8 / overlap 4, blksize 16 / overlap 8,
 and blksize 16 / overlap 8 refined by ``Recalculate(blksize=8, overlap=4)``; then
-``Compensate``. Ours: ``optical_flow(direction="backward")`` (presets medium and fast),
+``Compensate``. Ours: ``optical_flow(direction="backward")`` (presets medium and fast;
+on a machine with an NVIDIA GPU also ``backend=TorchCUDA()``, the PyTorch estimator),
 then sampling frame n-1 at ``x + dx, y + dy`` (``kernels.warp``, bilinear, edges clamped). Everything runs in
 this process with ``core.num_threads`` threads (OpenCV itself single-threaded unless
 ``--cv-threads``); runs are interleaved and the median
@@ -34,6 +35,7 @@ from vsrestore.filters.optical_flow import optical_flow
 from vsrestore.kernels.warp import warp
 
 from vsrestore.bridge import clip_from_arrays, map_frames, new_frame
+from vsrestore.runtime.backends import TorchCUDA, cuda_available
 
 core = vs.core
 BG_V = (2.35, -0.85)  # background content moves by -BG_V px/frame (backward flow = +BG_V)
@@ -90,9 +92,9 @@ def _yuv(frames: list[np.ndarray]) -> vs.VideoNode:
 
 
 def ours(clip: vs.VideoNode, src: vs.VideoNode, preset: str, scale: float = 1.0,
-         confidence: bool = True) -> vs.VideoNode:
+         confidence: bool = True, backend: TorchCUDA | None = None) -> vs.VideoNode:
     """Frame n-1 of *src* warped onto n with our backward flow of *clip*, as GRAYS 0..1."""
-    flow = optical_flow(clip, preset=preset, scale=scale, confidence=confidence)
+    flow = optical_flow(clip, preset=preset, scale=scale, confidence=confidence, backend=backend)
     y = core.resize.Point(core.std.ShufflePlanes(src, 0, vs.GRAY), format=vs.GRAYS, range_in=0, range=1)
     prev = y[0] + y[:-1]
 
@@ -156,6 +158,11 @@ def main() -> int:
         "ours fast, no confidence": lambda src: ours(clip, src, "fast", confidence=False),
         "ours ultrafast, no conf.": lambda src: ours(clip, src, "ultrafast", confidence=False),
         "ours medium 1/2, no conf.": lambda src: ours(clip, src, "medium", 0.5, confidence=False),
+        **({"ours CUDA fast, no conf.": lambda src: ours(clip, src, "fast", confidence=False,
+                                                         backend=TorchCUDA()),
+            "ours CUDA medium, no conf.": lambda src: ours(clip, src, "medium", confidence=False,
+                                                           backend=TorchCUDA())}
+           if cuda_available() else {}),
         "mvtools b8/o4": lambda src: mvtools(clip, src, 8, None),
         "mvtools b16/o8": lambda src: mvtools(clip, src, 16, None),
         "mvtools b16/o8+recalc b8/o4": lambda src: mvtools(clip, src, 16, 8),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 import vapoursynth as vs
@@ -9,6 +11,7 @@ import vapoursynth as vs
 from vsrestore import color, motion
 from vsrestore.bridge import map_frames, new_frame, resized_template, temporal_neighbours
 from vsrestore.errors import VSRestoreError, check_clip
+from vsrestore.runtime.backends import TorchCPU, TorchCUDA, cuda_available
 
 core = vs.core
 NAME = "optical_flow"
@@ -19,7 +22,8 @@ _KEEP_PROPS = ("_DurationNum", "_DurationDen", "_AbsoluteTime")
 
 
 def optical_flow(clip: vs.VideoNode, *, direction: str = "backward", preset: str = "medium",
-                 scale: float = 1.0, confidence: bool = True) -> vs.VideoNode:
+                 scale: float = 1.0, confidence: bool = True,
+                 backend: TorchCPU | TorchCUDA | None = None) -> vs.VideoNode:
     """Dense motion between each frame and its neighbour, as an RGBS clip of flow vectors.
 
     Output: RGBS, same size, length and frame rate as *clip*. For frame ``n``:
@@ -39,7 +43,10 @@ def optical_flow(clip: vs.VideoNode, *, direction: str = "backward", preset: str
       is 0, so nothing propagates from the other shot.
 
     Motion is estimated on luma (YUV: plane Y, honouring ``_Range``; GRAY: the plane;
-    RGB: BT.709-weighted grey) with OpenCV's DIS optical flow (``vsrestore.motion``).
+    RGB: BT.709-weighted grey) with OpenCV's DIS optical flow (``vsrestore.motion``) on
+    the CPU, or with ``backend=vr.TorchCUDA()`` by the same method written in PyTorch
+    (``vsrestore.torchflow``) on an NVIDIA GPU. Scene cuts and the forward-backward
+    check are computed on the CPU in both cases.
 
     Args:
         clip: YUV, RGB or GRAY clip, 8-16-bit integer or 16/32-bit float.
@@ -53,12 +60,18 @@ def optical_flow(clip: vs.VideoNode, *, direction: str = "backward", preset: str
         confidence: ``False`` skips the reverse flow of the forward-backward check (about
             twice as fast): plane 2 is then only 1 where ``(x + dx, y + dy)`` lies inside
             the neighbour and 0 outside, with no occlusion information.
+        backend: ``None`` (default): OpenCV DIS on the CPU. ``vr.TorchCUDA(device=N)``:
+            the PyTorch estimator on GPU N (float32; ``fp16`` is ignored: sub-pixel
+            vectors need the precision); its "medium" and "slow" search at full
+            resolution. ``vr.TorchCPU()`` runs that estimator on the CPU (slow; a
+            reference for the GPU path). Figures in ``vsrestore/torchflow.py``.
 
     Example (.vpy)::
 
         import vapoursynth as vs, vsrestore as vr
         clip = vs.core.bs.VideoSource("in.mkv")
         flow = vr.optical_flow(clip, direction="backward", scale=0.5)  # RGBS: dx, dy, conf
+        # on an NVIDIA GPU: vr.optical_flow(clip, backend=vr.TorchCUDA())
         flow.set_output()
     """
     check_clip(clip, NAME)
@@ -75,10 +88,19 @@ def optical_flow(clip: vs.VideoNode, *, direction: str = "backward", preset: str
     if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale <= 1:
         raise VSRestoreError(NAME, f"scale must be a number with 0 < scale <= 1, got {scale!r}",
                              "use scale=1.0 (full resolution) or e.g. 0.5 for speed")
+    if backend is not None and not isinstance(backend, TorchCPU | TorchCUDA):
+        raise VSRestoreError(NAME, f"backend must be None, vr.TorchCPU() or vr.TorchCUDA(), got {backend!r}",
+                             "leave backend=None for OpenCV DIS on the CPU, or pass vr.TorchCUDA()")
+    estimate = _torch_estimator(backend, preset) if backend is not None else None
     w, h = clip.width, clip.height
     # DIS's finest level is *reduced* times smaller than its input: downscale each frame
     # once here (zimg, antialiased) instead of twice per pair inside DIS
-    reduced = motion.finest_factor(preset)
+    if backend is None:
+        reduced = motion.finest_factor(preset)
+    else:
+        from vsrestore import torchflow  # torch is imported only for this backend
+
+        reduced = torchflow.finest_factor(preset)
     sw, sh = max(1, round(w * scale / reduced)), max(1, round(h * scale / reduced))
     grey = _luma(clip)
     if (sw, sh) != (w, h):
@@ -100,12 +122,19 @@ def optical_flow(clip: vs.VideoNode, *, direction: str = "backward", preset: str
         cut = False
         if n != edge:
             other, this = np.asarray(f[0][0]), np.asarray(f[1][0])
-            flow = motion.dense_flow(other, this, preset=preset, reduced=reduced)
+            if estimate is None:
+                flow = motion.dense_flow(other, this, preset=preset, reduced=reduced)
+            else:
+                flow = estimate(other, this)
             cut = motion.is_scene_cut(other, this, flow=flow)
             if not cut:
-                conf = (motion.flow_confidence(flow, motion.dense_flow(this, other, preset=preset,
-                                                                       reduced=reduced))
-                        if confidence else _inside(flow))
+                if not confidence:
+                    conf = _inside(flow)
+                elif estimate is None:
+                    conf = motion.flow_confidence(flow, motion.dense_flow(this, other, preset=preset,
+                                                                          reduced=reduced))
+                else:
+                    conf = motion.flow_confidence(flow, estimate(this, other))
                 _write_plane(out[0], flow[0], kx)
                 _write_plane(out[1], flow[1], ky)
                 _write_plane(out[2], conf, 1.0)
@@ -116,6 +145,32 @@ def optical_flow(clip: vs.VideoNode, *, direction: str = "backward", preset: str
         return fout
 
     return map_frames(template, [neighbour, grey], fn)
+
+
+def _torch_estimator(backend: TorchCPU | TorchCUDA,
+                     preset: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """``(prev, cur) -> backward flow of cur`` (numpy in and out) by vsrestore.torchflow on *backend*."""
+    import torch
+
+    from vsrestore import torchflow
+
+    if isinstance(backend, TorchCUDA):
+        if not cuda_available():
+            raise VSRestoreError(NAME, "backend=vr.TorchCUDA() but torch sees no CUDA GPU here",
+                                 "leave backend=None (OpenCV DIS on the CPU) on this machine")
+        if not 0 <= backend.device < torch.cuda.device_count():
+            raise VSRestoreError(NAME, f"no CUDA device {backend.device} (torch sees "
+                                 f"{torch.cuda.device_count()})", "pass vr.TorchCUDA(device=0)")
+        device = torch.device("cuda", backend.device)
+    else:
+        device = torch.device("cpu")
+
+    def estimate(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
+        a = torch.tensor(prev, dtype=torch.float32, device=device)  # a copy: VS planes are read-only
+        b = torch.tensor(cur, dtype=torch.float32, device=device)
+        return torchflow.dense_flow(a, b, preset=preset).cpu().numpy()
+
+    return estimate
 
 
 def _inside(flow: np.ndarray) -> np.ndarray:
