@@ -90,12 +90,58 @@ def load(preset: str | Path) -> Preset:
 
 def apply(clip: vs.VideoNode, preset: str | Path | Preset, **overrides: Any) -> vs.VideoNode:
     """Run a preset's stages on *clip*. ``overrides`` (e.g. ``backend=...``) go to every
-    stage that accepts them."""
+    stage that accepts them.
+
+    A forensic preset (``forensic = true``) refuses, before anything runs, every stage that
+    would synthesize detail (see :func:`synthesizing_reason`), and guards its output: a frame
+    that still carries ``vsrestore_synthesized`` (e.g. despot inpainting a defect no other
+    frame shows) raises an error when requested instead of reaching the encoder.
+    """
     p = preset if isinstance(preset, Preset) else load(preset)
     filters = _filters()
-    for st in p.stages:
+    for i, st in enumerate(p.stages):
         fn = filters[st.filter]
         params = inspect.signature(fn).parameters
         opts = {**st.options, **{k: v for k, v in overrides.items() if k in params}}
+        why = synthesizing_reason(st.filter, opts) if p.forensic else None
+        if why:
+            raise VSRestoreError(NAME, f"forensic preset '{p.name}': stage {i + 1} ({st.filter}) {why}",
+                                 "remove the stage, or use a fidelity model (vsrestore models list: "
+                                 "kind 'fidelity'), or a preset that is not forensic")
         clip = fn(clip, **opts)
-    return clip
+    return forensic_guard(clip, p.name) if p.forensic else clip
+
+
+def synthesizing_reason(filter_name: str, options: dict[str, Any]) -> str | None:
+    """Why a stage would synthesize detail (DESIGN: synthesized content), or None.
+
+    ``regrain`` at any strength above 0 synthesizes grain; a stage whose ``model`` is a
+    shipped perceptual or generative model invents detail; a model given as a file has no
+    card saying what it was trained for, so forensic work cannot vouch for it.
+    """
+    if filter_name == "regrain" and options.get("strength", 1.0) != 0:
+        return "synthesizes film grain"
+    model = options.get("model")
+    if model is None:
+        return None
+    from vsrestore import models
+
+    shipped = {m.name: m for m in models.available()}
+    if isinstance(model, str) and model in shipped:
+        m = shipped[model]
+        return f"uses the {m.kind} model '{m.name}', which invents detail" if m.synthesizes else None
+    return f"uses the model file '{model}', whose kind (fidelity or not) is unknown"
+
+
+def forensic_guard(clip: vs.VideoNode, preset_name: str) -> vs.VideoNode:
+    """*clip*, but requesting a frame marked ``vsrestore_synthesized`` raises an error."""
+    from vsrestore.props import SYNTH_PROP, synthesized_stages
+
+    def check(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        if SYNTH_PROP in f.props:
+            stages = ", ".join(synthesized_stages(f.props))
+            raise VSRestoreError(NAME, f"forensic preset '{preset_name}': frame {n} holds content "
+                                 f"synthesized by {stages}", "remove that stage from the preset")
+        return f
+
+    return vs.core.std.ModifyFrame(clip, clip, check)

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import vapoursynth as vs
 
-from vsrestore import presets
+from vsrestore import models, presets
+from vsrestore import props as vsprops
 
 core = vs.core
 
@@ -34,3 +35,37 @@ def test_bad_presets(tmp_path: Path, text: str, match: str) -> None:
 def test_unknown_preset_name() -> None:
     with pytest.raises(vs.Error, match="no preset 'nope'"):
         presets.load("nope")
+
+
+def _forensic(tmp_path: Path, stages: str) -> Path:
+    p = tmp_path / "forensic.toml"
+    p.write_text(f'name = "forensic-test"\nforensic = true\n{stages}')
+    return p
+
+
+def test_forensic_preset_refuses_synthesizing_stages(tmp_path: Path) -> None:
+    clip = core.std.BlankClip(format=vs.YUV420P8, width=32, height=24, length=2)
+    grain = _forensic(tmp_path, '[[stage]]\nfilter = "regrain"\nprofile_or_stock = "16mm"\n')
+    with pytest.raises(vs.Error, match=r"forensic preset 'forensic-test': stage 1 \(regrain\) "
+                                       r"synthesizes film grain.*Fix: "):
+        presets.apply(clip, grain)
+    up = _forensic(tmp_path, '[[stage]]\nfilter = "upscale"\nscale = 2\n')
+    with pytest.raises(vs.Error, match="whose kind .* is unknown"):  # an override reaches the check
+        presets.apply(clip, up, model=str(tmp_path / "someone-elses.safetensors"))
+    synth = [m.name for m in models.available() if m.synthesizes]
+    for name in synth:
+        with pytest.raises(vs.Error, match=f"perceptual model '{name}', which invents detail"):
+            presets.apply(clip, up, model=name)
+    out = presets.apply(clip, up)  # the default (fidelity) model runs
+    assert out.width == 64 and vsprops.SYNTH_PROP not in out.get_frame(0).props
+
+
+def test_forensic_guard_stops_marked_frames(tmp_path: Path) -> None:
+    clip = core.std.BlankClip(format=vs.GRAY8, width=16, height=16, length=3)
+    marked = core.std.SetFrameProps(clip[1], vsrestore_synthesized=["despot"])
+    guarded = presets.forensic_guard(clip[0] + marked + clip[2], "f")
+    guarded.get_frame(0)
+    with pytest.raises(vs.Error, match="frame 1 holds content synthesized by despot"):
+        guarded.get_frame(1)
+    none = _forensic(tmp_path, "")
+    assert presets.apply(clip, none).get_frame(2).props.get(vsprops.SYNTH_PROP) is None
