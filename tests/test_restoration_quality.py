@@ -102,8 +102,29 @@ def test_perceptual_sr_lowers_stlpips_and_marks_its_frames(tmp_path: Path, scale
     assert np.isfinite(np.asarray(out.get_frame(0)[0])).all()
 
 
+def test_anime_x2_on_flat_colour_art(tmp_path: Path) -> None:
+    """sr-anime-x2 on the flat-colour art that ships in scikit-image (logo on white, the horse
+    silhouette): above the photo model and far above znedi3, the line-art peer. Measured:
+    36.81 dB vs sr-compact-x2 36.60, znedi3 31.70, Lanczos 30.22; on the 3 held-out corpus
+    artworks (512 px crops) 44.25 vs 44.18 / 39.90 / 38.75."""
+    import imageio.v3 as iio
+    import numpy as np
+    from skimage import data as skdata
+
+    _shipped("sr-anime-x2")
+    logo = skdata.logo()
+    alpha = logo[..., 3:4] / 255.0
+    iio.imwrite(tmp_path / "logo.png", (logo[..., :3] * alpha + 255 * (1 - alpha)).astype(np.uint8))
+    iio.imwrite(tmp_path / "horse.png", (skdata.horse() * 255).astype(np.uint8))
+    m = _eval(tmp_path, "sr", "--scale", "2", "--images", str(tmp_path / "logo.png"),
+              str(tmp_path / "horse.png"), "--model", "sr-anime-x2", "--peers", "lanczos,znedi3")
+    anime = _mean(m["ours:sr-anime-x2"], "psnr_y")
+    assert anime >= _mean(m["ours"], "psnr_y") + 0.1, m
+    assert anime >= _mean(m["znedi3"], "psnr_y") + 3.0, m
+
+
 @pytest.mark.parametrize("name", ["denoise-drunet", "deblock-drunet", "dnsr-x2", "sr-compact-x4",
-                                  "sr-perceptual-x2"])
+                                  "sr-perceptual-x2", "sr-anime-x2"])
 def test_cards_name_held_out_pictures_not_trained_on(name: str) -> None:
     _shipped(name)
     card = registry.info(name).card
