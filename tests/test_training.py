@@ -120,3 +120,17 @@ def test_perceptual_and_chain_recipes_train(manifest, tmp_path):
     trainer.train(chain, manifest, tmp_path / "c", tmp_path / "wc")
     lm = load_model(tmp_path / "c" / "tiny-chain.safetensors", "test")
     assert lm.scale == 4 and lm.in_channels == 3
+
+
+def test_mixed_precision_runs_and_is_recorded(manifest, tmp_path):
+    """--precision bf16 (autocast) trains on the CPU too; the GAN path included; the card's
+    command names it; fp16 without CUDA is refused."""
+    perc = recipes.get("sr-perceptual-x2").with_overrides(steps=6, batch=2, patch=16, threads=1,
+                                                           eval_crop=64, ckpt_every=3)
+    card = trainer.train(perc, manifest, tmp_path / "p", tmp_path / "wp", precision="bf16")
+    assert card["command"] == "vsrestore train sr-perceptual-x2 --precision bf16 --steps 6 --threads 1"
+    assert np.isfinite(card["metrics"]["psnr_y"]) and card["metrics"]["psnr_y"] > 20
+    with pytest.raises(ValueError, match="fp16 needs a CUDA"):
+        trainer.train(TINY, manifest, tmp_path / "q", tmp_path / "wq", precision="fp16")
+    with pytest.raises(ValueError, match="precision must be"):
+        trainer.train(TINY, manifest, tmp_path / "q", tmp_path / "wq", precision="int4")

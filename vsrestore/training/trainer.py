@@ -89,7 +89,25 @@ def _receptive_radius(recipe: Recipe) -> int:
     return 64  # DRUNet's three downsamplings: context far beyond any tile overlap we would pick
 
 
-def train(recipe: Recipe, manifest: Path, out_dir: Path, work: Path, device: str = "cpu") -> dict[str, Any]:
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def train(recipe: Recipe, manifest: Path, out_dir: Path, work: Path, device: str = "cpu",
+          precision: str = "fp32") -> dict[str, Any]:
+    """Train *recipe* and write its weights to *out_dir*; returns the model card.
+
+    *precision*: ``"fp32"`` (default, the shipped models), or mixed precision for the forward
+    and loss (``torch.autocast``): ``"bf16"`` (CPU or GPU) or ``"fp16"`` (CUDA, with a
+    gradient scaler). Weights, optimiser state and evaluation stay float32.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "fp16" and not device.startswith("cuda"):
+        raise ValueError("precision fp16 needs a CUDA device (use bf16 on the CPU)")
+    dev_type = "cuda" if device.startswith("cuda") else "cpu"
+    autocast = torch.autocast(dev_type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16,
+                              enabled=precision != "fp32")
+    scaler = torch.amp.GradScaler(dev_type, enabled=precision == "fp16")
     torch.set_num_threads(recipe.threads)
     torch.manual_seed(recipe.seed)
     rng = np.random.default_rng(recipe.seed)
@@ -123,6 +141,8 @@ def train(recipe: Recipe, manifest: Path, out_dir: Path, work: Path, device: str
         if disc is not None and d_opt is not None:
             disc.load_state_dict(state["disc"])
             d_opt.load_state_dict(state["d_opt"])
+        if "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["torch_rng"])
         rng.bit_generator.state = json.loads(ckpt.with_suffix(".rng.json").read_text())
         step = int(state["step"])
@@ -135,25 +155,30 @@ def train(recipe: Recipe, manifest: Path, out_dir: Path, work: Path, device: str
     while step < recipe.steps:
         inp, tgt = tasks.training_batch(recipe, sampler, rng)
         inp, tgt = inp.to(device), tgt.to(device)
-        out = net(inp)
-        loss = w.get("l1", 1.0) * F.l1_loss(out, tgt)
-        if disc is not None and feat is not None and d_opt is not None:
-            loss = loss + w["perceptual"] * feat(out, tgt)
-            for p in disc.parameters():
-                p.requires_grad_(False)
-            g_adv, _ = relativistic_losses(disc(tgt).detach(), disc(out))
-            loss = loss + w["gan"] * g_adv
+        with autocast:
+            out = net(inp)
+            loss = w.get("l1", 1.0) * F.l1_loss(out.float(), tgt)
+            if disc is not None and feat is not None and d_opt is not None:
+                loss = loss + w["perceptual"] * feat(out, tgt)
+                for p in disc.parameters():
+                    p.requires_grad_(False)
+                g_adv, _ = relativistic_losses(disc(tgt).detach().float(), disc(out).float())
+                loss = loss + w["gan"] * g_adv
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        if disc is None:
+            scaler.update()  # once per step, after every optimiser stepped
         sched.step()
         if disc is not None and d_opt is not None:
             for p in disc.parameters():
                 p.requires_grad_(True)
-            _, d_loss = relativistic_losses(disc(tgt), disc(out.detach()))
+            with autocast:
+                _, d_loss = relativistic_losses(disc(tgt).float(), disc(out.detach()).float())
             d_opt.zero_grad(set_to_none=True)
-            d_loss.backward()
-            d_opt.step()
+            scaler.scale(d_loss).backward()
+            scaler.step(d_opt)
+            scaler.update()
         step += 1
         if step % 100 == 0:
             dt = (time.time() - t_log) / 100
@@ -165,6 +190,8 @@ def train(recipe: Recipe, manifest: Path, out_dir: Path, work: Path, device: str
                      "step": step, "torch_rng": torch.get_rng_state(), "seconds": spent + time.time() - t_run}
             if disc is not None and d_opt is not None:
                 state |= {"disc": disc.state_dict(), "d_opt": d_opt.state_dict()}
+            if scaler.is_enabled():
+                state["scaler"] = scaler.state_dict()
             _save_ckpt(ckpt, state, rng)
 
     spent += time.time() - t_run
@@ -188,12 +215,14 @@ def train(recipe: Recipe, manifest: Path, out_dir: Path, work: Path, device: str
     save_file({k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
                for k, v in net.state_dict().items()}, str(out_dir / f"{recipe.name}.safetensors"))
     return card(recipe, net, train_paths, held, metrics, device, round(spent),
-                "float16" if half else "float32")
+                "float16" if half else "float32", precision)
 
 
-def _command(recipe: Recipe) -> str:
+def _command(recipe: Recipe, precision: str = "fp32") -> str:
     """The command that reproduces this run (overrides of the registered recipe spelled out)."""
     cmd = f"vsrestore train {recipe.name}"
+    if precision != "fp32":
+        cmd += f" --precision {precision}"
     base = recipes.RECIPES.get(recipe.name)
     if base is not None and recipe.steps != base.steps:
         cmd += f" --steps {recipe.steps}"
@@ -204,7 +233,7 @@ def _command(recipe: Recipe) -> str:
 
 def card(recipe: Recipe, net: nn.Module, train_paths: list[Path], held: list[Path],
          metrics: dict[str, Any], device: str, seconds: int | None = None,
-         stored: str = "float32") -> dict[str, Any]:
+         stored: str = "float32", precision: str = "fp32") -> dict[str, Any]:
     level = {"denoise": "4th input plane = noise sigma / 255 (0-255 scale sigma)",
              "dnsr": "4th input plane = noise sigma / 255 of the low-resolution input",
              "deblock": "4th input plane = RMS compression error / 255 (0-255 scale)"}.get(recipe.task)
@@ -226,7 +255,7 @@ def card(recipe: Recipe, net: nn.Module, train_paths: list[Path], held: list[Pat
         "metrics_method": evaluate.METHODS[recipe.task],
         "metrics": metrics,
         "recipe": asdict(recipe),
-        "command": _command(recipe),
+        "command": _command(recipe, precision),
         "trained_on": f"{where}, torch {torch.__version__}",
         "train_seconds": seconds,  # the training loop, summed over resumed runs (no data prep, no eval)
         "weights_dtype": stored,  # the file's; the network runs in float32 (or fp16 where asked)
@@ -263,6 +292,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="override (a shorter run is not the shipped model)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    ap.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                    help="mixed precision of the forward pass: bf16 (CPU/GPU) or fp16 (CUDA); "
+                         "the shipped models are fp32 runs")
     ap.add_argument("--manifest", type=Path, default=data.env_manifest())
     ap.add_argument("--out", type=Path, default=None, help="output folder (default: shipped weights)")
     ap.add_argument("--work", type=Path, default=Path(".vsrestore-train"))
@@ -273,7 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyError as e:
         ap.error(str(e))
     out = a.out or WEIGHTS
-    result = train(recipe, a.manifest, out, a.work, a.device)
+    if a.precision == "fp16" and not a.device.startswith("cuda"):
+        ap.error("--precision fp16 needs --device cuda (use bf16 on the CPU)")
+    result = train(recipe, a.manifest, out, a.work, a.device, a.precision)
     (out / f"{recipe.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     log.info("wrote %s (%s): %s", out / recipe.name, f"{result['train_seconds'] / 60:.0f} min",
              json.dumps(result["metrics"]))
