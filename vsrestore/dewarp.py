@@ -5,8 +5,9 @@ Each frame ``n`` is compared with the frames ``n-R .. n+R`` of its shot by dense
 (luma, at most ``ANALYSIS_SIDE`` px). Where a frame's local geometry differs from its
 neighbours' by a smooth field ``w_n``, the flow to neighbour ``j`` is ``w_n - w_j``; its
 average over the window (frame ``n`` counting with zero flow) is ``w_n`` minus the
-window's mean geometry. That average, low-passed by a Gaussian of ``SMOOTH_FRAC`` x the
-short side (wobble is smooth; real motion is not), is undone by a bicubic backward warp.
+window's mean geometry. That average, smoothed (medians over blocks of ``SMOOTH_FRAC`` x
+the short side, robust to the wrong vectors along motion edges, then a Gaussian over the
+blocks: wobble is smooth, real motion is not), is undone by a bicubic backward warp.
 What remains is the moving average of the geometry over ``2R + 1`` frames, so the
 frame-to-frame wobble drops to about ``1 / (2R + 1)``; constant-velocity motion cancels
 between ``n - d`` and ``n + d``. Vectors that are large (over ``MAX_PX``), or whose match
@@ -27,7 +28,7 @@ from vsrestore.bridge import map_frames, new_frame, temporal_neighbours
 from vsrestore.kernels.warp import warp
 
 ANALYSIS_SIDE = 640
-SMOOTH_FRAC = 0.06  # low-pass sigma as a fraction of the short side of the analysis frame
+SMOOTH_FRAC = 0.06  # smoothing block side as a fraction of the short side of the analysis frame
 MAX_PX = 4.0  # flow (analysis px) above this is motion, not wobble
 _MATCH_TOL = 0.02  # luma 0..1: a worse compensated match is not trusted
 
