@@ -55,8 +55,8 @@ def optical_flow(clip: vs.VideoNode, *, direction: str = "backward", preset: str
             speed against accuracy.
         scale: 0 < scale <= 1; below 1 the flow is computed on a copy downscaled by
             *scale* (faster, less detail) and the vectors are scaled back to full size.
-            (The presets other than "slow" search at half ("ultrafast": quarter) of that
-            resolution anyway; the frames are downscaled once for them in the graph.)
+            (The presets search at a fraction of that resolution anyway: "slow" 1, "medium"
+            1/2, "fast" 1/3, "ultrafast" 1/4; the frames are downscaled once in the graph.)
         confidence: ``False`` skips the reverse flow of the forward-backward check (about
             twice as fast): plane 2 is then only 1 where ``(x + dx, y + dy)`` lies inside
             the neighbour and 0 outside, with no occlusion information.

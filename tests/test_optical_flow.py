@@ -273,20 +273,25 @@ def test_reduced_frames_give_the_same_search(scenes: list[Scene]) -> None:
     """Frames downscaled once by finest_factor and passed with ``reduced`` give a flow as good as
     the full-size call (DIS searches the same level); bad factors are refused."""
     s = scenes[0]
-    assert [motion.finest_factor(p) for p in motion.PRESETS] == [4, 2, 2, 1]
+    assert [motion.finest_factor(p) for p in motion.PRESETS] == [4, 3, 2, 1]
     ts = range(1, len(s.frames))
-    half = [cv2.resize(f, (W // 2, H // 2), interpolation=cv2.INTER_AREA) for f in s.frames]
-    full = np.mean([epe(motion.dense_flow(s.frames[t - 1], s.frames[t], preset="fast"), s, t) for t in ts])
-    red = []
-    for t in ts:
-        small = motion.dense_flow(half[t - 1], half[t], preset="fast", reduced=2)
-        assert small.shape == (2, H // 2, W // 2)
-        up = np.stack([cv2.resize(c, (W, H), interpolation=cv2.INTER_LINEAR) * 2 for c in small])
-        red.append(epe(up, s, t))
-    assert np.mean(red) < 1.15 * full and np.mean(red) < 0.3, (np.mean(red), full)
-    for bad in (3, 4, 0):
-        with pytest.raises(ValueError, match="reduced"):
-            motion.dense_flow(half[0], half[1], preset="fast", reduced=bad)
+    for preset, k, bound in (("medium", 2, 0.3), ("fast", 3, 0.4)):
+        small_frames = [cv2.resize(f, (round(W / k), round(H / k)), interpolation=cv2.INTER_AREA)
+                        for f in s.frames]
+        full = np.mean([epe(motion.dense_flow(s.frames[t - 1], s.frames[t], preset=preset), s, t)
+                        for t in ts])
+        red = []
+        for t in ts:
+            small = motion.dense_flow(small_frames[t - 1], small_frames[t], preset=preset, reduced=k)
+            assert small.shape == (2, round(H / k), round(W / k))
+            up = np.stack([cv2.resize(c, (W, H), interpolation=cv2.INTER_LINEAR) for c in small])
+            up[0] *= W / round(W / k)
+            up[1] *= H / round(H / k)
+            red.append(epe(up, s, t))
+        assert np.mean(red) < 1.15 * full and np.mean(red) < bound, (preset, np.mean(red), full)
+        for bad in (k + 1, 4 * k, 0, 1.0 * k):
+            with pytest.raises(ValueError, match="reduced"):
+                motion.dense_flow(small_frames[0], small_frames[1], preset=preset, reduced=bad)
 
 
 def test_torch_estimator_accuracy(scenes: list[Scene]) -> None:
@@ -312,6 +317,7 @@ def test_torch_estimator_accuracy(scenes: list[Scene]) -> None:
 
 def test_torch_estimator_presets_and_small_frames() -> None:
     import torch
+
     from vsrestore import torchflow
 
     rng = np.random.default_rng(3)

@@ -23,22 +23,25 @@ import numpy as np
 
 PRESETS = ("ultrafast", "fast", "medium", "slow")
 
-# DIS settings per preset: (finest scale, patch size, patch stride, gradient-descent
-# iterations, variational refinement iterations). Tuned on sub-pixel motion over real photos
-# with noise and a second moving object (as in tests/test_optical_flow.py). Mean end-point
-# error, three 224x160 scenes / one 640x360 scene: OpenCV's MEDIUM 0.236 / 0.256 px; our
-# "medium" (12-px patches, half-patch stride, 10 refinement iterations) 0.168 / 0.128 px at
-# ~1.2x its time; "slow" 0.147 / 0.125 px at ~4x. Pre-smoothing and gamma below: -10 % EPE.
-# "fast": on bench_flow.py's 640x360 pan (noise 2.5/255) its compensation error is ~0.2 dB from
-# "medium" (whose variational refinement costs ~5x and gains nothing there), OpenCV's FAST
-# (finest scale 2, 5 refinement iterations) ~2 dB worse at ~0.6x the time. Its stride 7 and
-# 6 descent iterations (was 6 and 12) cost 0.74x the CPU time for -0.04 dB there.
+# DIS settings per preset: (search factor, patch size, patch stride, gradient-descent
+# iterations, variational refinement iterations). The finest level DIS searches is the input
+# downscaled by the search factor (a power of two: DIS's own pyramid; 3: an area downscale
+# here). Tuned on sub-pixel motion over real photos with noise and a second moving object (as
+# in tests/test_optical_flow.py). Mean end-point error, three 224x160 scenes / one 640x360
+# scene: OpenCV's MEDIUM 0.236 / 0.256 px; our "medium" (12-px patches, half-patch stride, 10
+# refinement iterations) 0.168 / 0.128 px at ~1.2x its time; "slow" 0.147 / 0.125 px at ~4x.
+# Pre-smoothing and gamma below: -10 % EPE. "fast" is tuned for compensation on
+# benchmarks/bench_flow.py's 640x360 pan (noise 2.5/255): no variational refinement (in
+# "medium" it costs ~5x and gains ~0.2 dB there); a third-resolution search with stride 6
+# (the half-resolution search with stride 7 was +0.35 dB clean / +0.28 dB noisy there, at
+# 1.3x the time of the whole flow + warp pipeline).
 _DIS: dict[str, tuple[int, int, int, int, int]] = {
-    "ultrafast": (2, 8, 4, 12, 0),  # = OpenCV's ULTRAFAST preset
-    "fast": (1, 8, 7, 6, 0),  # half-resolution search, no refinement (benchmarks/bench_flow.py)
-    "medium": (1, 12, 6, 12, 10),
-    "slow": (0, 16, 8, 12, 10),  # full-resolution finest scale: ~4x the cost of medium
+    "ultrafast": (4, 8, 4, 12, 0),  # = OpenCV's ULTRAFAST preset
+    "fast": (3, 8, 6, 6, 0),  # third-resolution search, no refinement (benchmarks/bench_flow.py)
+    "medium": (2, 12, 6, 12, 10),
+    "slow": (1, 16, 8, 12, 10),  # full-resolution finest scale: ~4x the cost of medium
 }
+_SCENECUT_DIS = (2, 8, 7, 6, 0)  # scene_change's own flow on its ~160x120 frames
 
 _PRESMOOTH = 0.8  # Gaussian sigma applied before DIS: less noise in its gradients
 _VR_GAMMA = 5.0  # gradient-constancy weight of the variational refinement (OpenCV: 10)
@@ -50,37 +53,39 @@ _local = threading.local()
 def finest_factor(preset: str) -> int:
     """How many times smaller than its input the finest level DIS searches is for *preset*.
 
-    1 for "slow", 2 for "fast" and "medium", 4 for "ultrafast". A caller that can downscale
-    each frame once by this factor (e.g. with zimg in the clip graph) passes the small
-    frames to :func:`dense_flow` with ``reduced=finest_factor(preset)``: the same search
-    without building and smoothing the full-size level for each pair, i.e. twice per frame.
+    1 for "slow", 2 for "medium", 3 for "fast", 4 for "ultrafast". A caller that can
+    downscale each frame once by this factor (e.g. with zimg in the clip graph) passes the
+    small frames to :func:`dense_flow` with ``reduced=finest_factor(preset)``: the same
+    search without building and smoothing the full-size level for each pair, i.e. twice per
+    frame.
     """
     if preset not in _DIS:
         raise ValueError(f"finest_factor: unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
-    return 1 << _DIS[preset][0]
+    return _DIS[preset][0]
 
 
-def _dis(preset: str, skip: int, shape: tuple[int, int]) -> cv2.DISOpticalFlow:
-    """This thread's DIS instance for *preset*, *skip* fine levels dropped, frames of *shape*.
+def _dis(params: tuple[int, int, int, int, int], fs: int, shape: tuple[int, int]) -> cv2.DISOpticalFlow:
+    """This thread's DIS instance for *params* searching down to pyramid level *fs*, frames of *shape*.
 
     DIS objects are not thread-safe, and one that has processed frames of another size
     gives different vectors afterwards (OpenCV 5.0, measured: up to 2.8 px after one
     call on 30x20 frames), so each thread keeps one per size: a frame's flow never
     depends on what the thread computed before.
     """
-    cache: dict[tuple[str, int, tuple[int, int]], cv2.DISOpticalFlow] | None = getattr(_local, "dis", None)
+    cache: dict[tuple[tuple[int, ...], int, tuple[int, int]], cv2.DISOpticalFlow] | None = getattr(
+        _local, "dis", None)
     if cache is None:
         cache = _local.dis = {}
-    key = (preset, skip, shape)
+    key = (params, fs, shape)
     inst = cache.pop(key, None)
     if inst is not None:
         cache[key] = inst  # most recently used last
     else:
         while len(cache) >= _DIS_CACHE:
             del cache[next(iter(cache))]
-        fs, patch, stride, gd, vr = _DIS[preset]
+        _, patch, stride, gd, vr = params
         inst = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-        inst.setFinestScale(fs - skip)
+        inst.setFinestScale(fs)
         inst.setPatchSize(patch)
         inst.setPatchStride(stride)
         inst.setGradientDescentIterations(gd)
@@ -111,39 +116,59 @@ def _to_u8_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (cv2.convertScaleAbs(a, alpha=k, beta=-lo * k), cv2.convertScaleAbs(b, alpha=k, beta=-lo * k))
 
 
+def _reduced_ok(factor: int, reduced: int) -> bool:
+    """*reduced* is 1 or a factor of *factor* leaving a power of two (incl. *factor* itself)."""
+    if not isinstance(reduced, int) or reduced < 1 or factor % reduced:
+        return False
+    q = factor // reduced
+    return q & (q - 1) == 0 or reduced == 1
+
+
 def dense_flow(prev: np.ndarray, cur: np.ndarray, *, preset: str = "medium",
                reduced: int = 1) -> np.ndarray:
     """Backward flow of *cur*: ``(2, H, W)`` float32 with ``cur(x, y) ~= prev(x+dx, y+dy)``.
 
     *prev*, *cur*: ``(H, W)`` grey images, float 0..1 (any real dtype). *preset*: one of
     :data:`PRESETS`, fastest to most accurate ("medium" is the default balance).
-    *reduced*: 1, or a power of two up to :func:`finest_factor` saying the frames were
-    already downscaled by it (antialiased): DIS then skips that many fine levels and
-    the pre-smoothing, and the flow is at the given size, in its pixels.
+    *reduced*: 1, or :func:`finest_factor` (or, for the power-of-two factors, any power of
+    two below it) saying the frames were already downscaled by it (antialiased): the
+    search then skips those fine levels and the pre-smoothing, and the flow is at the
+    given size, in its pixels.
     """
     if preset not in _DIS:
         raise ValueError(f"dense_flow: unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
-    skip = reduced.bit_length() - 1
-    if reduced < 1 or reduced != 1 << skip or skip > _DIS[preset][0]:
-        raise ValueError(f"dense_flow: reduced={reduced!r} must be a power of two up to "
-                         f"{finest_factor(preset)} for preset {preset!r}")
+    if not _reduced_ok(_DIS[preset][0], reduced):
+        raise ValueError(f"dense_flow: reduced={reduced!r} must be 1 or {finest_factor(preset)} "
+                         f"(or a power of two between) for preset {preset!r}")
+    return _flow(prev, cur, _DIS[preset], reduced, "dense_flow")
+
+
+def _flow(prev: np.ndarray, cur: np.ndarray, params: tuple[int, int, int, int, int], reduced: int,
+          what: str) -> np.ndarray:
     prev = np.asarray(prev, dtype=np.float32)
     cur = np.asarray(cur, dtype=np.float32)
-    _check_pair(prev, cur, "dense_flow")
+    _check_pair(prev, cur, what)
     h, w = cur.shape
-    if _PRESMOOTH and not skip:  # a downscale has smoothed the reduced frames already
+    q = params[0] // reduced  # what is left to reduce
+    if q & (q - 1):  # not a power of two (factor 3 on full-size frames): area downscale here
+        sw, sh = max(1, round(w / q)), max(1, round(h / q))
+        small = _flow(cv2.resize(prev, (sw, sh), interpolation=cv2.INTER_AREA),
+                      cv2.resize(cur, (sw, sh), interpolation=cv2.INTER_AREA), params, params[0], what)
+        return np.stack([cv2.resize(small[0] * np.float32(w / sw), (w, h), interpolation=cv2.INTER_LINEAR),
+                         cv2.resize(small[1] * np.float32(h / sh), (w, h), interpolation=cv2.INTER_LINEAR)])
+    fs = q.bit_length() - 1
+    if _PRESMOOTH and reduced == 1:  # a downscale has smoothed the reduced frames already
         prev = cv2.GaussianBlur(prev, (0, 0), _PRESMOOTH)
         cur = cv2.GaussianBlur(cur, (0, 0), _PRESMOOTH)
     p8, c8 = _to_u8_pair(prev, cur)
-    fs, patch = _DIS[preset][0] - skip, _DIS[preset][1]
-    side = max(_MIN_SIDE, patch << fs)
+    side = max(_MIN_SIDE, params[1] << fs)
     if h < side or w < side:  # DIS needs (patch << finest scale) pixels, or it fails or crashes
         pad = (0, max(0, side - h), 0, max(0, side - w))
         p8 = cv2.copyMakeBorder(p8, *pad, cv2.BORDER_REPLICATE)
         c8 = cv2.copyMakeBorder(c8, *pad, cv2.BORDER_REPLICATE)
     # DIS.calc(I0, I1) finds f with I0(x) ~= I1(x + f): I0 = cur, I1 = prev. Passing None
     # (never a previous result) keeps it from using an initial guess: deterministic.
-    flow = _dis(preset, skip, c8.shape).calc(c8, p8, None)[:h, :w]  # type: ignore[call-overload]
+    flow = _dis(params, fs, c8.shape).calc(c8, p8, None)[:h, :w]  # type: ignore[call-overload]
     return np.ascontiguousarray(flow.transpose(2, 0, 1), dtype=np.float32)
 
 
@@ -200,6 +225,7 @@ def flow_confidence(flow: np.ndarray, reverse: np.ndarray) -> np.ndarray:
 # Scene cuts: work at about 160x120 whatever the input size.
 _SC_AREA = 160 * 120
 _SC_SIGMA = 6.0  # local-normalisation window (pixels at the working size)
+_SC_KSIZE = 37  # +-3 sigma (OpenCV's default for float images is +-4: 1.3x the work)
 _SC_EPS = 0.05  # contrast floor: noise on flat areas stays small after normalisation
 _SC_BORDER = 8
 CUT_THRESHOLD = 0.7  # see scene_change for the measured margins
@@ -207,8 +233,8 @@ CUT_THRESHOLD = 0.7  # see scene_change for the measured margins
 
 def _local_norm(x: np.ndarray) -> np.ndarray:
     """Local zero-mean, unit-contrast image: removes fades, flicker and local flashes' offsets."""
-    z = x - cv2.GaussianBlur(x, (0, 0), _SC_SIGMA)
-    sd = np.sqrt(cv2.GaussianBlur(z * z, (0, 0), _SC_SIGMA))
+    z = x - cv2.GaussianBlur(x, (_SC_KSIZE, _SC_KSIZE), _SC_SIGMA)
+    sd = np.sqrt(cv2.GaussianBlur(z * z, (_SC_KSIZE, _SC_KSIZE), _SC_SIGMA))
     return z / (sd + _SC_EPS)
 
 
@@ -218,7 +244,7 @@ def scene_change(prev: np.ndarray, cur: np.ndarray, *, flow: np.ndarray | None =
     Both frames are brought to ~160x120 and locally contrast-normalised (so fades, flicker
     and smooth flashes count little); *prev* is motion-compensated onto *cur* with dense
     flow (*flow*: the backward flow of *cur*, same size as the frames; computed here with
-    the "fast" preset when None) and the residual energy is compared with the frames' own
+    a half-resolution DIS search when None) and the residual energy is compared with the frames' own
     detail energy::
 
         score = sum (warped - cur)^2 / sum (warped^2 + cur^2)
@@ -248,13 +274,14 @@ def scene_change(prev: np.ndarray, cur: np.ndarray, *, flow: np.ndarray | None =
     else:
         k = (_SC_AREA / (h * w)) ** 0.5
         sh, sw = max(2 * _SC_BORDER + 8, round(h * k)), max(2 * _SC_BORDER + 8, round(w * k))
-        interp = cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR
+        # between 1/1.5 and 1.5x (f = 1): bilinear is alias-free enough and ~6x quicker than area
+        interp = cv2.INTER_AREA if k < 0.5 else cv2.INTER_LINEAR
 
         def small_of(x: np.ndarray) -> np.ndarray:
             return cv2.resize(np.asarray(x, np.float32), (sw, sh), interpolation=interp)
     a, b = small_of(prev), small_of(cur)
     if flow is None:
-        small = dense_flow(a, b, preset="fast")
+        small = _flow(a, b, _SCENECUT_DIS, 1, "scene_change")
     else:
         small = np.stack([small_of(flow[0]) * (sw / w), small_of(flow[1]) * (sh / h)])
     wn = _local_norm(warp(a, small))[_SC_BORDER:-_SC_BORDER, _SC_BORDER:-_SC_BORDER]
