@@ -10,10 +10,17 @@ Format (``presets/default.toml``)::
     filter = "upscale"        # a public vsrestore filter
     scale = 2                 # its keyword options
 
+Shipped: ``default`` (x2 fidelity SR), ``anime`` (deblock, x2 line-art SR), ``film``
+(stabilize, deflicker, despot, degrain, x2 SR, 35 mm regrain: synthesizes grain),
+``archival`` (the film repairs plus faded-colour restoration and denoising, no upscale,
+no grain), ``forensic`` (deblock, x2 fidelity SR; refuses synthesizing stages),
+``realtime`` (x2 luma-only SR). ``vsrestore script VIDEO --preset NAME -o OUT.vpy`` writes
+a preset out as an editable script.
+
 Use from a ``.vpy``::
 
     import vsrestore.presets as presets
-    clip = presets.apply(clip, "default")
+    clip = presets.apply(clip, "film")
 """
 
 from __future__ import annotations
@@ -98,18 +105,30 @@ def apply(clip: vs.VideoNode, preset: str | Path | Preset, **overrides: Any) -> 
     frame shows) raises an error when requested instead of reaching the encoder.
     """
     p = preset if isinstance(preset, Preset) else load(preset)
+    check_forensic(p, **overrides)
     filters = _filters()
-    for i, st in enumerate(p.stages):
+    for st in p.stages:
         fn = filters[st.filter]
-        params = inspect.signature(fn).parameters
-        opts = {**st.options, **{k: v for k, v in overrides.items() if k in params}}
-        why = synthesizing_reason(st.filter, opts) if p.forensic else None
-        if why:
-            raise VSRestoreError(NAME, f"forensic preset '{p.name}': stage {i + 1} ({st.filter}) {why}",
-                                 "remove the stage, or use a fidelity model (vsrestore models list: "
-                                 "kind 'fidelity'), or a preset that is not forensic")
-        clip = fn(clip, **opts)
+        clip = fn(clip, **_options(fn, st, overrides))
     return forensic_guard(clip, p.name) if p.forensic else clip
+
+
+def _options(fn: Any, st: Stage, overrides: dict[str, Any]) -> dict[str, Any]:
+    params = inspect.signature(fn).parameters
+    return {**st.options, **{k: v for k, v in overrides.items() if k in params}}
+
+
+def check_forensic(preset: Preset, **overrides: Any) -> None:
+    """Raise if *preset* is forensic and a stage (with *overrides*) would synthesize detail."""
+    if not preset.forensic:
+        return
+    filters = _filters()
+    for i, st in enumerate(preset.stages):
+        why = synthesizing_reason(st.filter, _options(filters[st.filter], st, overrides))
+        if why:
+            raise VSRestoreError(NAME, f"forensic preset '{preset.name}': stage {i + 1} ({st.filter}) "
+                                 f"{why}", "remove the stage, or use a fidelity model (vsrestore "
+                                 "models list: kind 'fidelity'), or a preset that is not forensic")
 
 
 def synthesizing_reason(filter_name: str, options: dict[str, Any]) -> str | None:

@@ -1,4 +1,4 @@
-"""The ``vsrestore`` command: encode, models, train, demo, eval.
+"""The ``vsrestore`` command: encode, models, train, script, demo, metrics, eval.
 
 All messages go to stderr; stdout is left for data a command is asked to print
 (``models list``/``info``).
@@ -27,6 +27,9 @@ commands:
                          statically quantise to an INT8 QDQ ONNX, calibrated on the images
                          (default: photos shipped with scikit-image)
   train NAME [...]       retrain shipped model NAME from its recipe on the offline corpus
+  script VIDEO --preset NAME -o OUT.vpy
+                         write an editable .vpy running a preset (anime, film, archival,
+                         forensic, realtime, default) on VIDEO; `script --list` lists them
   demo [-o DIR]          restore the embedded demo clip (HEVC Main10 + before/after PNG)
   metrics REFERENCE DISTORTED [--metrics psnr,ssim,stlpips,de2000,vmaf,ewarp]
                          compare two images, videos or .vpy scripts (JSON on stdout)
@@ -137,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
         from .evaluation.cli import main as eval_main
 
         return eval_main(rest)
+    if cmd == "script":
+        from .script import main as script_main
+
+        return script_main(rest)
     if cmd == "demo":
         from .demo import main as demo_main
 
