@@ -31,10 +31,10 @@ PRESETS = ("ultrafast", "fast", "medium", "slow")
 # scene: OpenCV's MEDIUM 0.236 / 0.256 px; our "medium" (12-px patches, half-patch stride, 10
 # refinement iterations) 0.168 / 0.128 px at ~1.2x its time; "slow" 0.147 / 0.125 px at ~4x.
 # Pre-smoothing and gamma below: -10 % EPE. "fast" is tuned for compensation on
-# benchmarks/bench_flow.py's 640x360 pan (noise 2.5/255): no variational refinement (in
-# "medium" it costs ~5x and gains ~0.2 dB there); a third-resolution search with stride 6
-# (the half-resolution search with stride 7 was +0.35 dB clean / +0.28 dB noisy there, at
-# 1.3x the time of the whole flow + warp pipeline).
+# benchmarks/bench_flow.py's 640x360 pan (noise 2.5/255): a third-resolution search, stride
+# 6, no variational refinement; there it is 0.5 dB (noisy) / 0.7 dB (clean) behind "medium"
+# at 6.6x its speed, and a half-resolution search with stride 7 was +0.28 / +0.35 dB at 1.3x
+# the time of the whole flow + warp pipeline.
 _DIS: dict[str, tuple[int, int, int, int, int]] = {
     "ultrafast": (4, 8, 4, 12, 0),  # = OpenCV's ULTRAFAST preset
     "fast": (3, 8, 6, 6, 0),  # third-resolution search, no refinement (benchmarks/bench_flow.py)
