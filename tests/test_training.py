@@ -134,3 +134,31 @@ def test_mixed_precision_runs_and_is_recorded(manifest, tmp_path):
         trainer.train(TINY, manifest, tmp_path / "q", tmp_path / "wq", precision="fp16")
     with pytest.raises(ValueError, match="precision must be"):
         trainer.train(TINY, manifest, tmp_path / "q", tmp_path / "wq", precision="int4")
+
+
+def test_verify_retrains_apart_and_judges_psnr_within_0_2_db(tmp_path, monkeypatch):
+    """``vsrestore train NAME --verify`` trains into WORK/verify/ (never resuming the shipped
+    run's checkpoints), compares every metric with the shipped card and fails when a PSNR
+    moves by more than 0.2 dB; it refuses a shortened run."""
+    shipped = json.loads((trainer.WEIGHTS / "sr-anime-x2.json").read_text())
+    weights = (trainer.WEIGHTS / "sr-anime-x2.safetensors").read_bytes()
+    seen = {}
+
+    def fake_train(recipe, manifest, out, work, device, precision):
+        seen.update(out=out, work=work, steps=recipe.steps)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "sr-anime-x2.safetensors").write_bytes(weights)
+        metrics = {k: v + shift for k, v in shipped["metrics"].items()}
+        return {**shipped, "metrics": metrics, "train_seconds": 60.0}
+
+    monkeypatch.setattr(trainer, "train", fake_train)
+    for shift, rc in ((0.15, 0), (-0.25, 1)):
+        assert trainer.main(["sr-anime-x2", "--verify", "--work", str(tmp_path)]) == rc
+        assert seen["work"] == tmp_path / "verify" / "sr-anime-x2" and seen["out"] == tmp_path / "verify" / "out"
+        assert seen["steps"] == shipped["recipe"]["steps"]
+    rows = trainer.compare_metrics({"a": {"psnr_y": 30.0, "stlpips": 0.1}, "psnr_x": 1.0},
+                                   {"a": {"psnr_y": 30.3, "stlpips": 0.5}})
+    assert rows == [("a.psnr_y", 30.0, 30.3, False), ("a.stlpips", 0.1, 0.5, True)] + rows[2:]
+    assert rows[2][0] == "psnr_x" and not rows[2][3]  # missing from the retrained card
+    with pytest.raises(SystemExit):
+        trainer.main(["sr-anime-x2", "--verify", "--steps", "10"])

@@ -4,7 +4,9 @@ Checkpoints go to ``--work`` every ``ckpt_every`` steps; a run that finds one re
 from it (same result as an uninterrupted run). The result is ``NAME.safetensors`` plus a
 model card ``NAME.json`` (architecture, parameters, data, held-out set, recipe, measured
 metrics, the command, the machine and the time it took) in ``--out`` (default: the
-package's shipped weights).
+package's shipped weights). ``--verify`` retrains a shipped model from scratch into
+``WORK/verify/`` and compares its metrics with the shipped card (PSNRs within 0.2 dB) and
+its weights with the shipped file.
 """
 
 from __future__ import annotations
@@ -298,20 +300,61 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--manifest", type=Path, default=data.env_manifest())
     ap.add_argument("--out", type=Path, default=None, help="output folder (default: shipped weights)")
     ap.add_argument("--work", type=Path, default=Path(".vsrestore-train"))
+    ap.add_argument("--verify", action="store_true",
+                    help="retrain the shipped model from scratch (into WORK/verify/, never from the "
+                         "shipped run's checkpoints) and compare with its card: exit 1 if a PSNR "
+                         "moves by more than 0.2 dB")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     try:
         recipe = recipes.get(a.name).with_overrides(steps=a.steps, threads=a.threads)
     except KeyError as e:
         ap.error(str(e))
-    out = a.out or WEIGHTS
+    if a.verify and (a.steps is not None or a.out is not None):
+        ap.error("--verify retrains the shipped recipe as it is: drop --steps and --out")
+    work = a.work / "verify" / recipe.name if a.verify else a.work
+    out = a.work / "verify" / "out" if a.verify else (a.out or WEIGHTS)
     if a.precision == "fp16" and not a.device.startswith("cuda"):
         ap.error("--precision fp16 needs --device cuda (use bf16 on the CPU)")
-    result = train(recipe, a.manifest, out, a.work, a.device, a.precision)
+    result = train(recipe, a.manifest, out, work, a.device, a.precision)
     (out / f"{recipe.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     log.info("wrote %s (%s): %s", out / recipe.name, f"{result['train_seconds'] / 60:.0f} min",
              json.dumps(result["metrics"]))
-    return 0
+    if not a.verify:
+        return 0
+    shipped = json.loads((WEIGHTS / f"{recipe.name}.json").read_text())
+    rows = compare_metrics(shipped["metrics"], result["metrics"])
+    same = (WEIGHTS / f"{recipe.name}.safetensors").read_bytes() == (
+        out / f"{recipe.name}.safetensors").read_bytes()
+    for key, old, new, ok in rows:
+        log.info("%-40s shipped %9.4f  retrained %9.4f  %+.4f%s", key, old, new, new - old,
+                 "" if ok else "  (> 0.2 dB)")
+    log.info("weights %s the shipped file; shipped run %s min on %s, this one %.0f min on %s",
+             "bit-identical to" if same else "differ from", f"{shipped.get('train_seconds', 0) / 60:.0f}",
+             shipped.get("trained_on", "?"), result["train_seconds"] / 60, result["trained_on"])
+    return 0 if all(ok for *_, ok in rows) else 1
+
+
+def compare_metrics(shipped: dict[str, Any], new: dict[str, Any], prefix: str = "",
+                    tolerance_db: float = 0.2) -> list[tuple[str, float, float, bool]]:
+    """(key, shipped, retrained, within tolerance) for every number in two cards' metrics.
+
+    PSNR figures (keys with "psnr") must agree within *tolerance_db*; other numbers (ST-LPIPS,
+    estimated levels) are listed but not judged. A metric missing from *new* fails.
+    """
+    rows: list[tuple[str, float, float, bool]] = []
+    for k, v in shipped.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            rows += compare_metrics(v, new.get(k, {}) if isinstance(new.get(k), dict) else {},
+                                    f"{key}.", tolerance_db)
+        elif isinstance(v, int | float):
+            got = new.get(k)
+            if not isinstance(got, int | float):
+                rows.append((key, float(v), float("nan"), False))
+            else:
+                rows.append((key, float(v), float(got), "psnr" not in k or abs(got - v) <= tolerance_db))
+    return rows
 
 
 if __name__ == "__main__":
