@@ -148,13 +148,15 @@ def test_verify_retrains_apart_and_judges_psnr_within_0_2_db(tmp_path, monkeypat
         seen.update(out=out, work=work, steps=recipe.steps)
         out.mkdir(parents=True, exist_ok=True)
         (out / "sr-anime-x2.safetensors").write_bytes(weights)
-        metrics = {k: v + shift for k, v in shipped["metrics"].items()}
+        metrics = {k: v + seen["shift"] for k, v in shipped["metrics"].items()}
         return {**shipped, "metrics": metrics, "train_seconds": 60.0}
 
     monkeypatch.setattr(trainer, "train", fake_train)
     for shift, rc in ((0.15, 0), (-0.25, 1)):
+        seen["shift"] = shift
         assert trainer.main(["sr-anime-x2", "--verify", "--work", str(tmp_path)]) == rc
-        assert seen["work"] == tmp_path / "verify" / "sr-anime-x2" and seen["out"] == tmp_path / "verify" / "out"
+        assert seen["work"] == tmp_path / "verify" / "sr-anime-x2"
+        assert seen["out"] == tmp_path / "verify" / "out"
         assert seen["steps"] == shipped["recipe"]["steps"]
     rows = trainer.compare_metrics({"a": {"psnr_y": 30.0, "stlpips": 0.1}, "psnr_x": 1.0},
                                    {"a": {"psnr_y": 30.3, "stlpips": 0.5}})

@@ -254,9 +254,10 @@ def scene_change(prev: np.ndarray, cur: np.ndarray, *, flow: np.ndarray | None =
     <= 0.66 (on dark, flat pictures; <= 0.3 on textured ones), cuts between any two of the
     photos >= 0.82; :data:`CUT_THRESHOLD` sits between (the +-3 sigma blur and bilinear
     working-size resize moved the extremes of a similar 15-photo set by <= 0.03). A
-    hard-edged flash that saturates a quarter of a flat picture can still score like a cut. A normalised luma histogram
-    difference was tried as a second cue and dropped: between two different photos it was
-    as low as 0.06, below what flashes and fades gave, so it added no safe evidence.
+    hard-edged flash that saturates a quarter of a flat picture can still score like a cut.
+    A normalised luma histogram difference was tried as a second cue and dropped: between
+    two different photos it was as low as 0.06, below what flashes and fades gave, so it
+    added no safe evidence.
     """
     prev = np.asarray(prev, dtype=np.float32)
     cur = np.asarray(cur, dtype=np.float32)
