@@ -115,7 +115,8 @@ def tile_field(cur: np.ndarray, nb: np.ndarray, base: tuple[int, int], *, radius
         j0, i0 = np.divmod(flat.argmin(axis=0), n)
         mi = cv2.medianBlur(i0.astype(np.uint8), 3).astype(np.float32)
         mj = cv2.medianBlur(j0.astype(np.uint8), 3).astype(np.float32)
-        pen = PRIOR * (np.abs(ii[:, None, None] - mi[None]) + np.abs(jj[:, None, None] - mj[None]))
+        pen: np.ndarray = PRIOR * (np.abs(ii[:, None, None] - mi[None])
+                                   + np.abs(jj[:, None, None] - mj[None]))
     else:
         pen = (PRIOR * (np.abs(ii - radius) + np.abs(jj - radius))).astype(np.float32)[:, None, None]
     arg = (flat + pen).argmin(axis=0)
@@ -207,7 +208,7 @@ def invert(flow: np.ndarray, iters: int = 3) -> np.ndarray:
     dust: as close to the true motion as a flow computed the other way."""
     h, w = flow.shape[1:]
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    f = [np.ascontiguousarray(c, dtype=np.float32) for c in flow]
+    f: list[np.ndarray] = [np.ascontiguousarray(c, dtype=np.float32) for c in flow]
     back = [-f[0], -f[1]]
     for _ in range(iters):
         mx, my = gx + back[0], gy + back[1]
@@ -233,8 +234,8 @@ def cut_score(cur: np.ndarray, nb_warped: np.ndarray) -> float:
     h, w = cur.shape
     k = min(1.0, 256.0 / max(h, w))
     ok = ~np.isnan(nb_warped)
-    b = np.where(ok, nb_warped, cur).astype(np.float32)
-    a = np.ascontiguousarray(cur, dtype=np.float32)
+    b: np.ndarray = np.where(ok, nb_warped, cur).astype(np.float32)
+    a: np.ndarray = np.ascontiguousarray(cur, dtype=np.float32)
     if k < 1:
         size = (max(16, round(w * k)), max(16, round(h * k)))
         a = cv2.resize(a, size, interpolation=cv2.INTER_AREA)

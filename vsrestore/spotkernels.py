@@ -10,10 +10,12 @@ described in :mod:`vsrestore.spots`, whose functions are the only callers.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit
 
-FAST = {"cache": True, "nogil": True, "fastmath": True, "error_model": "numpy"}
+FAST: dict[str, Any] = {"cache": True, "nogil": True, "fastmath": True, "error_model": "numpy"}
 
 
 @njit(**FAST)

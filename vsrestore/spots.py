@@ -260,7 +260,7 @@ def _grow_level(mask: np.ndarray, cur: np.ndarray, d: np.ndarray, have: np.ndarr
     if steps <= 0 or not mask.any():
         return mask
     count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
-    lab = labels.ravel()
+    lab: np.ndarray = labels.ravel()  # int32 labels (typed loosely by OpenCV's stubs)
     strong = (mask & have & (np.abs(d) > 2 * thr)).ravel()
     n = np.bincount(lab, weights=strong, minlength=count)
     s1 = np.bincount(lab, weights=np.where(strong, cur.ravel(), 0.0), minlength=count)
