@@ -36,9 +36,9 @@ import numpy as np
 import vapoursynth as vs
 from skimage import data
 from vsrestore.filters.degrain import degrain, measure
-from vsrestore.filters.grain import GrainProfile
 
 from vsrestore.bridge import clip_from_arrays, clip_to_arrays
+from vsrestore.grainmodel import GrainProfile
 
 core = vs.core
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")

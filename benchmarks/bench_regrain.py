@@ -46,9 +46,10 @@ from collections.abc import Callable
 import numpy as np
 import vapoursynth as vs
 from skimage import data
-from vsrestore.filters.grain import film_curve, regrain, stock_profile
+from vsrestore.filters.regrain import regrain
 
 from vsrestore.bridge import clip_from_arrays
+from vsrestore.grainmodel import film_curve, stock_profile
 
 core = vs.core
 STOCK = "35mm-fine"

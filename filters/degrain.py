@@ -34,12 +34,13 @@ import math
 import cv2
 import numpy as np
 import vapoursynth as vs
-from vsrestore.filters.grain import GrainProfile, analyze_grain
+from vsrestore.filters.analyze_grain import analyze_grain
 from vsrestore.kernels.warp import warp
 
 from vsrestore import color, dctshrink, motion
 from vsrestore.bridge import map_frames, new_frame, temporal_neighbours
 from vsrestore.errors import VSRestoreError, check_clip
+from vsrestore.grainmodel import GrainProfile
 
 core = vs.core
 NAME = "degrain"
@@ -64,7 +65,7 @@ def degrain(clip: vs.VideoNode, profile: GrainProfile | None = None, *, strength
 
     Args:
         clip: YUV/RGB/GRAY, 8-16-bit integer or 16/32-bit float. Output: same format and props.
-        profile: a :class:`vsrestore.filters.grain.GrainProfile` (``vr.analyze_grain``) measured
+        profile: a :class:`vsrestore.grainmodel.GrainProfile` (``vr.analyze_grain``) measured
             on this clip's format family (one-channel profiles fit every clip).
         strength: multiplies the profile's sigma (0..4); 0 returns *clip* itself, < 1 keeps some
             grain, > 1 also removes finer detail.

@@ -1,4 +1,4 @@
-"""kernels/grain.py (CPU, CUDA simulator vs NumPy) and filters/grain.py (analysis, regrain, AV1 table)."""
+"""kernels/grain.py (CPU, CUDA simulator vs NumPy); analyze_grain, regrain and the AV1 table (grainmodel)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 import vapoursynth as vs
 from skimage import data
-from vsrestore.filters import grain as G
+from vsrestore.filters import analyze_grain as A
+from vsrestore.filters.regrain import regrain
 from vsrestore.kernels import grain as K
 
+from vsrestore import grainmodel as G
 from vsrestore.bridge import clip_from_arrays, clip_to_arrays
 from vsrestore.props import synthesized_stages
 
@@ -145,7 +147,7 @@ CUDA_SCRIPT = textwrap.dedent("""
     import warnings
     import numpy as np
     from numba import cuda
-    from vsrestore.filters.grain import shaping_kernel
+    from vsrestore.grainmodel import shaping_kernel
     from vsrestore.kernels import grain as K
     warnings.simplefilter("ignore", RuntimeWarning)  # the simulator's uint64 scalars wrap, as meant
     rng = np.random.default_rng(3)
@@ -221,7 +223,7 @@ def gray_clip(frames: list[np.ndarray]) -> vs.VideoNode:
 def film_profile() -> G.GrainProfile:
     rng = np.random.default_rng(10)
     img = base_image(0)
-    return G.analyze_grain(gray_clip([film_grain(img, rng, 1.0) for _ in range(6)]))
+    return A.analyze_grain(gray_clip([film_grain(img, rng, 1.0) for _ in range(6)]))
 
 
 def test_verdict_film_vs_digital() -> None:
@@ -231,8 +233,8 @@ def test_verdict_film_vs_digital() -> None:
         img = base_image(i)
         film = gray_clip([film_grain(img, rng, 0.8 + 0.1 * (i % 5)) for _ in range(4)])
         digi = gray_clip([digital_noise(img, rng, poisson=i % 2 == 1) for _ in range(4)])
-        right += G.analyze_grain(film).kind == "film"
-        right += G.analyze_grain(digi).kind == "digital"
+        right += A.analyze_grain(film).kind == "film"
+        right += A.analyze_grain(digi).kind == "digital"
         total += 2
     assert right / total >= 0.9, (right, total)
 
@@ -253,7 +255,7 @@ def test_profile_measures_the_generator(film_profile: G.GrainProfile) -> None:
 def test_regrain_matches_profile(film_profile: G.GrainProfile) -> None:
     img = base_image(5)  # camera
     clean = gray_clip([img] * 8)
-    out = G.regrain(clean, film_profile, seed=3)
+    out = regrain(clean, film_profile, seed=3)
     grain = [a[0] - img for a in clip_to_arrays(out)]
     # sigma vs luma, per bin with enough pixels
     lum = np.minimum((img * 16).astype(int), 15)
@@ -263,10 +265,10 @@ def test_regrain_matches_profile(film_profile: G.GrainProfile) -> None:
         if m.sum() >= 5000:
             assert abs(g[m].std() / film_profile.sigma[0][b] - 1) < 0.10, b
     # radial power spectrum, measured like the analysis does
-    psd = np.zeros(G._KR)
+    psd = np.zeros(G.KR)
     for f in grain:
-        blk = G._blocks(f.astype(np.float64))
-        psd += G.block_stats((blk.reshape(len(blk), -1) @ G._PROJ).reshape(blk.shape))[1]
+        blk = A._blocks(f.astype(np.float64))
+        psd += A.block_stats((blk.reshape(len(blk), -1) @ G.PROJ).reshape(blk.shape))[1]
     psd /= psd.sum()
     target = np.array(film_profile.psd[0])
     bands = target >= 0.01
@@ -284,9 +286,9 @@ def test_profile_json_round_trip(film_profile: G.GrainProfile) -> None:
 def test_seed_determinism_strength_zero_and_prop() -> None:
     src = core.std.BlankClip(format=vs.YUV420P8, width=64, height=48, length=3, color=[128, 128, 128])
     src = core.std.SetFrameProps(src, _Matrix=1, vsrestore_synthesized=["upscale"])
-    a = G.regrain(src, "16mm", seed=5)
-    b = G.regrain(src, "16mm", seed=5)
-    c = G.regrain(src, "16mm", seed=6)
+    a = regrain(src, "16mm", seed=5)
+    b = regrain(src, "16mm", seed=5)
+    c = regrain(src, "16mm", seed=6)
     fa, fb, fc = a.get_frame(1), b.get_frame(1), c.get_frame(1)
     for p in range(3):
         np.testing.assert_array_equal(np.asarray(fa[p]), np.asarray(fb[p]))
@@ -295,23 +297,23 @@ def test_seed_determinism_strength_zero_and_prop() -> None:
     assert a.format.id == vs.YUV420P8 and fa.props["_Matrix"] == 1
     assert list(fa.props["vsrestore_synthesized"]) == ["upscale", "regrain"]
     assert 2 < np.asarray(fa[0]).std() < 12 and np.asarray(fa[1]).std() > 0
-    assert G.regrain(src, "16mm", strength=0) is src
+    assert regrain(src, "16mm", strength=0) is src
     plain = core.std.BlankClip(format=vs.RGBS, width=32, height=32, length=1)
-    props = G.regrain(plain, "super8").get_frame(0).props
+    props = regrain(plain, "super8").get_frame(0).props
     assert synthesized_stages(props) == ["regrain"]
-    assert "vsrestore_synthesized" not in G.regrain(plain, "super8", strength=0).get_frame(0).props
+    assert "vsrestore_synthesized" not in regrain(plain, "super8", strength=0).get_frame(0).props
 
 
 DETERMINISM_SCRIPT = textwrap.dedent("""
     import hashlib, sys
     import numpy as np
     import vapoursynth as vs
-    from vsrestore.filters import grain as G
+    from vsrestore.filters.regrain import regrain
     core = vs.core
     core.num_threads = int(sys.argv[1])
     src = core.std.BlankClip(format=vs.YUV420P10, width=96, height=64, length=6, color=[512, 400, 600])
     h = hashlib.sha256()
-    for f in G.regrain(src, "16mm", seed=11).frames(close=True):
+    for f in regrain(src, "16mm", seed=11).frames(close=True):
         for p in range(3):
             h.update(np.asarray(f[p]).tobytes())
     print("HASH", h.hexdigest())
@@ -335,7 +337,7 @@ def test_regrain_formats_sigma(fmt: int, color: list[float]) -> None:
     """Every sample type and subsampling: grain sigma at mid-grey is the stock's (16mm: 0.028 of
     full scale, chroma 0.45x), and the output stays in the format."""
     src = core.std.BlankClip(format=fmt, width=128, height=96, length=2, color=color)
-    out = G.regrain(src, "16mm", seed=2)
+    out = regrain(src, "16mm", seed=2)
     assert out.format.id == src.format.id
     ff = src.format
     peak = (1 << ff.bits_per_sample) - 1 if ff.sample_type == vs.INTEGER else 1.0
@@ -352,19 +354,19 @@ def test_regrain_formats_sigma(fmt: int, color: list[float]) -> None:
 def test_errors_name_filter_and_fix() -> None:
     src = core.std.BlankClip(format=vs.GRAY8, width=32, height=32, length=2)
     with pytest.raises(vs.Error, match=r"regrain: unknown grain stock 'imax'.*Fix: use one of"):
-        G.regrain(src, "imax")
+        regrain(src, "imax")
     with pytest.raises(vs.Error, match=r"regrain: strength=-1.*Fix"):
-        G.regrain(src, "16mm", strength=-1)
+        regrain(src, "16mm", strength=-1)
     with pytest.raises(vs.Error, match=r"regrain: seed=-2.*Fix"):
-        G.regrain(src, "16mm", seed=-2)
+        regrain(src, "16mm", seed=-2)
     with pytest.raises(vs.Error, match=r"regrain: expected a GrainProfile"):
-        G.regrain(src, 3)  # type: ignore[arg-type]
+        regrain(src, 3)  # type: ignore[arg-type]
     with pytest.raises(vs.Error, match=r"analyze_grain: frames=\[5\].*Fix"):
-        G.analyze_grain(src, frames=[5])
+        A.analyze_grain(src, frames=[5])
     with pytest.raises(vs.Error, match=r"analyze_grain: method='temporal'.*Fix"):
-        G.analyze_grain(src, method="temporal")
+        A.analyze_grain(src, method="temporal")
     with pytest.raises(vs.Error, match=r"analyze_grain: the clip is 8x8"):
-        G.analyze_grain(core.std.BlankClip(format=vs.GRAY8, width=8, height=8))
+        A.analyze_grain(core.std.BlankClip(format=vs.GRAY8, width=8, height=8))
 
 
 def test_av1_table_round_trip(film_profile: G.GrainProfile, tmp_path: object) -> None:

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 from . import metrics, models
 from .errors import VSRestoreError
+from .filters.analyze_grain import analyze_grain
 from .filters.deblock import deblock
 from .filters.deflicker import deflicker
 from .filters.degrade import degrade
 from .filters.degrain import degrain
 from .filters.denoise import denoise
 from .filters.despot import despot
-from .filters.grain import analyze_grain, regrain
 from .filters.optical_flow import optical_flow
+from .filters.regrain import regrain
 from .filters.restore_color import restore_color
 from .filters.stabilize import stabilize
 from .filters.temporal_consistency import temporal_consistency
