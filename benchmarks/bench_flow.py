@@ -18,7 +18,13 @@ this process with ``core.num_threads`` threads (OpenCV itself single-threaded un
 ``--cv-threads``); runs are interleaved and the median
 fps of each is printed with its ratio to the best mvtools setting.
 
-    /tmp/vsenv/bin/python benchmarks/bench_flow.py --width 640 --height 360 --frames 24
+Every setup renders the synthetic source too (a Python frame source, then luma as
+GRAYS), which costs about as much as mvtools itself; "source only" times it alone, and
+the last ratio ("net") compares the time per frame each method adds to it. A short clip
+flatters the slower setups (the first frame's latency is a larger share), so the default
+is 48 frames; the ratios are for that length.
+
+    .venv/bin/python benchmarks/bench_flow.py --threads 1 --frames 48 --rounds 5
 """
 
 from __future__ import annotations
@@ -119,6 +125,15 @@ def mvtools(clip: vs.VideoNode, src: vs.VideoNode, blksize: int, recalc: int | N
     return core.resize.Point(y, format=vs.GRAYS, range_in=0, range=1)
 
 
+SOURCE = "source only"
+
+
+def source(clip: vs.VideoNode) -> vs.VideoNode:
+    """What every setup renders besides its own work: the source's luma as GRAYS 0..1."""
+    y = core.std.ShufflePlanes(clip, 0, vs.GRAY)
+    return core.resize.Point(y, format=vs.GRAYS, range_in=0, range=1)
+
+
 def error(comp: vs.VideoNode, clean: list[np.ndarray], masks: list[np.ndarray]) -> tuple[float, float]:
     """(PSNR dB, MAE in 8-bit codes) of compensated frames 1.. against the clean frames."""
     se, ae, cnt = 0.0, 0.0, 0
@@ -142,8 +157,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--width", type=int, default=640)
     ap.add_argument("--height", type=int, default=360)
-    ap.add_argument("--frames", type=int, default=24)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--frames", type=int, default=48)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cv-threads", type=int, default=1,
                     help="OpenCV's own threads inside each frame request (default 1: all "
@@ -173,10 +188,13 @@ def main() -> int:
     print("       that averages noise helps); clean: the same vectors applied to the clean frames")
     errs = {name: error(make(clip), clean, masks) for name, make in setups.items()}
     errs_clean = {name: error(make(clean_clip), clean, masks) for name, make in setups.items()}
-    runs: dict[str, list[float]] = {name: [] for name in setups}
+    timed: dict[str, Callable[[], vs.VideoNode]] = {
+        name: (lambda make=make: make(clip)) for name, make in setups.items()}  # type: ignore[misc]
+    timed[SOURCE] = lambda: source(clip)
+    runs: dict[str, list[float]] = {name: [] for name in timed}
     for _ in range(a.rounds):
-        for name, make in setups.items():
-            runs[name].append(fps(lambda make=make: make(clip)))  # type: ignore[misc]
+        for name, make in timed.items():
+            runs[name].append(fps(make))
     med = {name: statistics.median(v) for name, v in runs.items()}
     peers = [name for name in setups if name.startswith("mvtools")]
     best_err = max(peers, key=lambda k: errs_clean[k][0])
@@ -187,10 +205,18 @@ def main() -> int:
         (p, m), (pc, mc) = errs[name], errs_clean[name]
         print(f"{name:28s} {p:14.2f} {m:6.3f} {pc:14.2f} {mc:6.3f} {med[name]:12.2f}  "
               f"{', '.join(f'{x:.2f}' for x in runs[name])}")
+    print(f"{SOURCE:28s} {'':>14s} {'':>6s} {'':>14s} {'':>6s} {med[SOURCE]:12.2f}  "
+          f"{', '.join(f'{x:.2f}' for x in runs[SOURCE])}")
+
+    def net(name: str) -> float:  # ms per frame on top of rendering the source
+        return 1000 / med[name] - 1000 / med[SOURCE]
+
     for name in (k for k in setups if k.startswith("ours")):
         print(f"{name}: PSNR {errs[name][0] - errs[best_err][0]:+.2f} dB (noisy), "
               f"{errs_clean[name][0] - errs_clean[best_err][0]:+.2f} dB (clean) vs {best_err}; "
-              f"speed x{med[name] / med[best_err]:.2f} of it, x{med[name] / med[best_fps]:.2f} of {best_fps}")
+              f"speed x{med[name] / med[best_err]:.2f} of it (net of the source "
+              f"x{net(best_err) / net(name):.2f}: {net(name):.2f} vs {net(best_err):.2f} ms/frame), "
+              f"x{med[name] / med[best_fps]:.2f} of {best_fps}")
     return 0
 
 
