@@ -164,3 +164,13 @@ def test_verify_retrains_apart_and_judges_psnr_within_0_2_db(tmp_path, monkeypat
     assert rows[2][0] == "psnr_x" and not rows[2][3]  # missing from the retrained card
     with pytest.raises(SystemExit):
         trainer.main(["sr-anime-x2", "--verify", "--steps", "10"])
+
+
+def test_runs_of_one_and_two_steps_train(manifest, tmp_path):
+    """A smoke run with --steps 1 or 2 trains (the LR warm-up is capped), --steps 0 is refused."""
+    for steps in (1, 2):
+        card = trainer.train(TINY.with_overrides(steps=steps, ckpt_every=1), manifest, tmp_path / f"o{steps}",
+                             tmp_path / f"w{steps}")
+        assert card["recipe"]["steps"] == steps and "psnr" in json.dumps(card["metrics"])
+    with pytest.raises(SystemExit):
+        trainer.main(["sr-compact-x2", "--steps", "0"])

@@ -123,8 +123,13 @@ def train(recipe: Recipe, manifest: Path, out_dir: Path, work: Path, device: str
     perceptual = recipe.kind == "perceptual"
     params: list[nn.Parameter] = list(net.parameters())
     opt = torch.optim.Adam(params, lr=recipe.lr, betas=(0.9, 0.99))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=recipe.steps,
-                                                pct_start=max(0.05, 2.5 / recipe.steps), final_div_factor=100)
+    sched: torch.optim.lr_scheduler.LRScheduler
+    if recipe.steps >= 3:
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=recipe.steps,
+                                                    pct_start=max(0.05, 2.5 / recipe.steps),
+                                                    final_div_factor=100)
+    else:  # OneCycleLR fails on 1-2 steps: a smoke run that short keeps the learning rate
+        sched = torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
     disc = feat = d_opt = None
     if perceptual:
         from .perceptual import PatchDiscriminator, VGGFeatureLoss, relativistic_losses
@@ -310,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         recipe = recipes.get(a.name).with_overrides(steps=a.steps, threads=a.threads)
     except KeyError as e:
         ap.error(str(e))
+    if a.steps is not None and a.steps < 1:
+        ap.error(f"--steps {a.steps}: a run needs at least 1 step")
     if a.verify and (a.steps is not None or a.out is not None):
         ap.error("--verify retrains the shipped recipe as it is: drop --steps and --out")
     work = a.work / "verify" / recipe.name if a.verify else a.work
