@@ -279,7 +279,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("gpu-check"))
     ap.add_argument("--dry-run", action="store_true", help="CPU stand-ins and small sizes (no GPU here)")
-    ap.add_argument("--train-steps", type=int, default=300)
+    ap.add_argument("--train-steps", type=int, default=None,
+                    help="steps per training run (default 300; 100 with --dry-run)")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     small = DRY
@@ -289,7 +290,7 @@ def main() -> int:
         "grain kernels": lambda: grain_kernels((34, 24) if small else (1920, 1080), 3 if small else 50),
         "optical flow": lambda: flow((160, 96) if small else (640, 360), 4 if small else 16),
         "upscale": lambda: upscale((64, 48) if small else (960, 540), 2 if small else 8),
-        "training": lambda: training(100 if small else a.train_steps, a.out / "train"),
+        "training": lambda: training(a.train_steps or (100 if small else 300), a.out / "train"),
     }
     results: dict[str, Report] = {}
     for name, fn in sections.items():
