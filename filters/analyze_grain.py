@@ -101,6 +101,10 @@ def analyze_grain(clip: vs.VideoNode, *, frames: list[int] | None = None, bins: 
         raise VSRestoreError(name, f"the clip is {clip.width}x{clip.height}", "use a clip of at least 16x16")
     if not isinstance(bins, int) or not 2 <= bins <= 64:
         raise VSRestoreError(name, f"bins={bins!r} is out of range", "use an integer in 2..64, e.g. 16")
+    for key, value, lo in (("max_frames", max_frames, 1), ("min_count", min_count, 0)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < lo:
+            raise VSRestoreError(name, f"{key}={value!r} is not an integer >= {lo}",
+                                 "use the default (max_frames=16, min_count=256)")
     nf = clip.num_frames
     if frames is None:
         frames = sorted({int(i) for i in np.linspace(0, nf - 1, min(nf, max_frames))})

@@ -89,6 +89,11 @@ def denoise(clip: vs.VideoNode, strength: float | None = None, *, scale: int = 1
 
 def estimate_sigma(clip: vs.VideoNode) -> float:
     """Blind noise sigma (0-255 scale) of *clip*: median over frames spread through it."""
+    side = 2 * levels.PATCH
+    if clip.width < side or clip.height < side:
+        raise VSRestoreError(NAME, f"the clip is {clip.width}x{clip.height}, too small to estimate its "
+                             f"noise (needs {side} px a side)",
+                             "pass strength= (the noise sigma, 0-255 scale), e.g. strength=10")
     info = color.describe(clip)
     rgb = color.to_rgbs(clip, info)
     n = clip.num_frames

@@ -46,8 +46,9 @@ def temporal_consistency(clip: vs.VideoNode, source: vs.VideoNode | None = None,
     """
     check_clip(clip, NAME)
     color.check_supported(clip, NAME)
-    if not 0.0 <= float(strength) <= 1.0:
-        raise VSRestoreError(NAME, f"strength must be in 0..1, got {strength!r}", "use e.g. strength=1.0")
+    if isinstance(strength, bool) or not isinstance(strength, int | float) or not 0.0 <= strength <= 1.0:
+        raise VSRestoreError(NAME, f"strength must be a number in 0..1, got {strength!r}",
+                             "use e.g. strength=1.0 (0 returns the clip unchanged)")
     if not isinstance(radius, int) or isinstance(radius, bool) or not 1 <= radius <= 4:
         raise VSRestoreError(NAME, f"radius must be an int in 1..4, got {radius!r}", "use radius=1 or 2")
     if preset not in motion.PRESETS:

@@ -74,6 +74,13 @@ def test_denoise_bad_arguments(noisy_clip, tiny_drunet, kwargs, msg):
         denoise(noisy_clip, model=tiny_drunet, **kwargs)
 
 
+def test_blind_estimate_on_a_tiny_clip_asks_for_a_strength(tiny_drunet):
+    tiny = core.std.BlankClip(format=vs.RGB24, width=12, height=40, length=2)
+    with pytest.raises(vs.Error, match=r"denoise: the clip is 12x40, too small to estimate.*Fix: pass str"):
+        denoise(tiny, model=tiny_drunet)
+    assert denoise(tiny, 10, model=tiny_drunet).get_frame(0).width == 12
+
+
 def test_wrong_models_are_refused(noisy_clip, tiny_model, tiny_drunet, tmp_path):
     with pytest.raises(VSRestoreError, match="does not take a noise level"):
         denoise(noisy_clip, 10, model=tiny_model)

@@ -365,6 +365,9 @@ def test_errors_name_filter_and_fix() -> None:
         A.analyze_grain(src, frames=[5])
     with pytest.raises(vs.Error, match=r"analyze_grain: method='temporal'.*Fix"):
         A.analyze_grain(src, method="temporal")
+    for key, bad in (("max_frames", 0), ("max_frames", None), ("min_count", -1), ("min_count", 2.5)):
+        with pytest.raises(vs.Error, match=rf"analyze_grain: {key}=.* is not an integer.*Fix"):
+            A.analyze_grain(src, **{key: bad})
     with pytest.raises(vs.Error, match=r"analyze_grain: the clip is 8x8"):
         A.analyze_grain(core.std.BlankClip(format=vs.GRAY8, width=8, height=8))
 

@@ -102,8 +102,9 @@ def test_integer_yuv_with_smaller_source(restored) -> None:
 
 def test_bad_arguments(restored) -> None:
     src, per_frame, _, _ = restored
-    with pytest.raises(vs.Error, match="temporal_consistency: strength must be in 0..1"):
-        temporal_consistency(per_frame, src, strength=2)
+    for bad in (2, -0.5, float("nan"), "x", None, True):
+        with pytest.raises(vs.Error, match="temporal_consistency: strength must be a number in 0..1"):
+            temporal_consistency(per_frame, src, strength=bad)  # type: ignore[arg-type]
     with pytest.raises(vs.Error, match="temporal_consistency: source has 3 frames"):
         temporal_consistency(per_frame, src[:3])
     with pytest.raises(vs.Error, match="temporal_consistency: radius"):

@@ -88,6 +88,8 @@ def test_scale4_default_chains_shipped_x2() -> None:
     ({"scale": 3}, "no shipped model for scale=3"),
     ({"scale": 0}, "scale must be a positive integer"),
     ({"scale": 2, "tile": 4}, "tile must be"),
+    ({"scale": 2, "tile": 256.0}, "tile must be"),
+    ({"scale": 2, "tile": (64, 64, 3)}, "tile must be"),
     ({"scale": 2, "overlap": -1}, "overlap must be >= 0"),
     ({"scale": 2, "model": "no-such-model"}, "neither a shipped model nor an existing file"),
 ])

@@ -29,7 +29,7 @@ core = vs.core
 def parse_tile(tile: int | tuple[int, int] | None, stage: str) -> tuple[int, int] | None:
     if tile is None:
         return None
-    hw = (tile, tile) if isinstance(tile, int) else tuple(tile)
+    hw = (tile, tile) if isinstance(tile, int) else tuple(tile) if isinstance(tile, tuple | list) else ()
     if len(hw) != 2 or any(not isinstance(v, int) or isinstance(v, bool) or v < 8 for v in hw):
         raise VSRestoreError(stage, f"tile must be an int or (height, width) of at least 8, got {tile!r}",
                              "use e.g. tile=256 or tile=(360, 640)")
