@@ -22,6 +22,9 @@ def test_models_list_and_info() -> None:
     assert card["scale"] == 2 and card["held_out"] and card["command"].startswith("vsrestore train")
     bad = run("models", "info", "nope")
     assert bad.returncode != 0 and "no shipped model named 'nope'" in bad.stderr and bad.stdout == ""
+    bad = run("models", "evaluate", "nope")
+    assert bad.returncode == 2 and "no shipped model named 'nope'" in bad.stderr
+    assert "Traceback" not in bad.stderr
 
 
 def test_models_export_onnx(tmp_path: Path) -> None:
@@ -37,3 +40,11 @@ def test_help_and_unknown_command() -> None:
     assert run("--help").returncode == 0
     res = run("frobnicate")
     assert res.returncode == 2 and "unknown command" in res.stderr
+
+
+def test_unwritable_demo_folder_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    res = run("demo", "-o", str(blocker / "sub"))
+    assert res.returncode == 2 and "vsrestore demo: cannot write to" in res.stderr
+    assert "Traceback" not in res.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.conftest import photo
@@ -46,3 +47,6 @@ def test_errors(tmp_path, capsys):
     _png(tmp_path / "c.png", photo("coffee")[:, :40, :32])
     assert main([str(tmp_path / "a.png"), str(tmp_path / "c.png")]) == 2
     assert "sizes differ" in capsys.readouterr().err
+    (tmp_path / "notes.txt").write_text("not a video")
+    with pytest.raises(SystemExit, match="notes.txt is neither an image, a video nor a .vpy script"):
+        main([str(tmp_path / "notes.txt"), str(tmp_path / "notes.txt")])

@@ -86,6 +86,7 @@ def _models(argv: list[str]) -> int:
             from .training import data
             from .training.trainer import reevaluate
 
+            models.info(a.name)  # a clear error for an unknown name
             card = reevaluate(a.name, data.env_manifest())
             print(json.dumps(card["metrics"], indent=2))
             if a.write:

@@ -104,9 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     from .encode import main as encode_main
 
-    a.out.mkdir(parents=True, exist_ok=True)
-    vpy = a.out / "demo.vpy"
-    vpy.write_text(VPY)
+    try:
+        a.out.mkdir(parents=True, exist_ok=True)
+        vpy = a.out / "demo.vpy"
+        vpy.write_text(VPY)
+    except OSError as e:
+        print(f"vsrestore demo: cannot write to {a.out} ({e.strerror}). Fix: pass -o a folder you can "
+              "write to", file=sys.stderr)
+        return 2
     mkv = a.out / "demo.mkv"
     rc = encode_main([str(vpy), "-o", str(mkv), "--crf", str(a.crf), "--x265-preset", "medium"])
     if rc != 0:

@@ -46,7 +46,12 @@ def load_frames(path: Path, limit: int | None) -> list[np.ndarray]:
         out = vs.get_output(0)
         clip = out.clip if isinstance(out, vs.VideoOutputTuple) else out
     else:
-        clip = vs.core.bs.VideoSource(str(path))
+        try:
+            clip = vs.core.bs.VideoSource(str(path))
+        except vs.Error as e:
+            raise SystemExit(f"vsrestore metrics: {path} is neither an image, a video nor a .vpy "
+                             f"script ({e}). Fix: pass PNG/JPEG/TIFF images, a video file or a "
+                             ".vpy") from None
     if not isinstance(clip, vs.VideoNode):
         raise SystemExit(f"vsrestore metrics: {path} has no video output")
     if limit is not None:
