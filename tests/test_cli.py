@@ -42,9 +42,15 @@ def test_help_and_unknown_command() -> None:
     assert res.returncode == 2 and "unknown command" in res.stderr
 
 
-def test_unwritable_demo_folder_is_a_clear_error(tmp_path: Path) -> None:
-    blocker = tmp_path / "file"
+def test_unwritable_outputs_are_clear_errors(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"  # a file where a folder would have to be
     blocker.write_text("")
-    res = run("demo", "-o", str(blocker / "sub"))
-    assert res.returncode == 2 and "vsrestore demo: cannot write to" in res.stderr
-    assert "Traceback" not in res.stderr
+    video = tmp_path / "in.mkv"
+    video.write_bytes(b"")
+    for args, says in ((("demo", "-o", str(blocker / "sub")), "vsrestore demo: cannot write to"),
+                       (("script", str(video), "-o", str(blocker / "sub" / "x.vpy")), "vsrestore script: "),
+                       (("models", "export", "sr-compact-x2", "--onnx", str(blocker / "sub" / "x.onnx")),
+                        "vsrestore models: ")):
+        res = run(*args)
+        assert res.returncode == 2 and says in res.stderr and "Fix:" in res.stderr, res.stderr
+        assert "Traceback" not in res.stderr

@@ -123,6 +123,16 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE, file=sys.stderr)
         return 0 if argv else 2
     cmd, rest = argv[0], argv[1:]
+    try:
+        return _dispatch(cmd, rest)
+    except OSError as e:  # a file or folder that cannot be read or written: no traceback
+        where = f" {e.filename}:" if e.filename else ""
+        print(f"vsrestore {cmd}:{where} {e.strerror or e}. Fix: check the path exists and is "
+              "writable (output folders are created, their parents must be)", file=sys.stderr)
+        return 2
+
+
+def _dispatch(cmd: str, rest: list[str]) -> int:
     if cmd == "encode":
         from .encode import main as encode_main
 
