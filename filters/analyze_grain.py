@@ -99,6 +99,12 @@ def analyze_grain(clip: vs.VideoNode, *, frames: list[int] | None = None, bins: 
     assert clip.format is not None
     if clip.width < BLOCK or clip.height < BLOCK:
         raise VSRestoreError(name, f"the clip is {clip.width}x{clip.height}", "use a clip of at least 16x16")
+    cw, ch = clip.width >> clip.format.subsampling_w, clip.height >> clip.format.subsampling_h
+    if clip.format.num_planes > 1 and (cw < BLOCK or ch < BLOCK):
+        raise VSRestoreError(name, f"the chroma planes of this {clip.width}x{clip.height} "
+                             f"{clip.format.name} clip are {cw}x{ch}, smaller than a 16x16 block",
+                             f"use a clip of at least {BLOCK << clip.format.subsampling_w}x"
+                             f"{BLOCK << clip.format.subsampling_h}, or convert to 4:2:0/4:4:4")
     if not isinstance(bins, int) or not 2 <= bins <= 64:
         raise VSRestoreError(name, f"bins={bins!r} is out of range", "use an integer in 2..64, e.g. 16")
     for key, value, lo in (("max_frames", max_frames, 1), ("min_count", min_count, 0)):

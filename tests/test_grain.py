@@ -368,6 +368,8 @@ def test_errors_name_filter_and_fix() -> None:
     for key, bad in (("max_frames", 0), ("max_frames", None), ("min_count", -1), ("min_count", 2.5)):
         with pytest.raises(vs.Error, match=rf"analyze_grain: {key}=.* is not an integer.*Fix"):
             A.analyze_grain(src, **{key: bad})
+    with pytest.raises(vs.Error, match=r"analyze_grain: the chroma planes of this 64x48 YUV410P8 clip"):
+        A.analyze_grain(core.std.BlankClip(format=vs.YUV410P8, width=64, height=48, length=3))
     with pytest.raises(vs.Error, match=r"analyze_grain: the clip is 8x8"):
         A.analyze_grain(core.std.BlankClip(format=vs.GRAY8, width=8, height=8))
 
