@@ -32,8 +32,8 @@ PRESETS = ("ultrafast", "fast", "medium", "slow")
 # refinement iterations) 0.168 / 0.128 px at ~1.2x its time; "slow" 0.147 / 0.125 px at ~4x.
 # Pre-smoothing and gamma below: -10 % EPE. "fast" is tuned for compensation on
 # benchmarks/bench_flow.py's 640x360 pan (noise 2.5/255): a third-resolution search, stride
-# 6, 4 descent iterations, no variational refinement; there it is 0.5 dB (noisy) / 0.7 dB
-# (clean) behind "medium" at 6.6x its speed, and a half-resolution search with stride 7 was
+# 6, 4 descent iterations, no variational refinement; there it is 0.5 dB (noisy and clean)
+# behind "medium" at 6.5-7.8x its speed (two runs), and a half-resolution search with stride 7 was
 # +0.28 / +0.35 dB at 1.3x the time of the whole flow + warp pipeline. (6 iterations instead
 # of 4: -0.02 / -0.04 dB and a 6 % slower DIS. Stride 7, measured at 6 iterations: -0.06 /
 # -0.16 dB; at 4 iterations its DIS is 16 % faster.)
