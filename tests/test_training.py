@@ -174,3 +174,17 @@ def test_runs_of_one_and_two_steps_train(manifest, tmp_path):
         assert card["recipe"]["steps"] == steps and "psnr" in json.dumps(card["metrics"])
     with pytest.raises(SystemExit):
         trainer.main(["sr-compact-x2", "--steps", "0"])
+
+
+def test_cli_refuses_bad_devices_threads_and_manifests(tmp_path, capsys):
+    for args, says in ((["--device", "tpu"], "use cpu, cuda or cuda:N"),
+                       (["--threads", "0"], "--threads 0: use 1 or more"),
+                       (["--manifest", str(tmp_path / "none.txt")], "none.txt not found")):
+        with pytest.raises(SystemExit):
+            trainer.main(["sr-compact-x2", "--steps", "1", "--work", str(tmp_path), "--out", str(tmp_path),
+                          *args])
+        assert says in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit):
+            trainer.main(["sr-compact-x2", "--device", "cuda"])
+        assert "torch sees no CUDA GPU here" in capsys.readouterr().err

@@ -317,13 +317,21 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(str(e))
     if a.steps is not None and a.steps < 1:
         ap.error(f"--steps {a.steps}: a run needs at least 1 step")
+    if a.threads is not None and a.threads < 1:
+        ap.error(f"--threads {a.threads}: use 1 or more (the shipped cards name theirs)")
+    device_error = _device_problem(a.device)
+    if device_error:
+        ap.error(device_error)
     if a.verify and (a.steps is not None or a.out is not None):
         ap.error("--verify retrains the shipped recipe as it is: drop --steps and --out")
     work = a.work / "verify" / recipe.name if a.verify else a.work
     out = a.work / "verify" / "out" if a.verify else (a.out or WEIGHTS)
     if a.precision == "fp16" and not a.device.startswith("cuda"):
         ap.error("--precision fp16 needs --device cuda (use bf16 on the CPU)")
-    result = train(recipe, a.manifest, out, work, a.device, a.precision)
+    try:
+        result = train(recipe, a.manifest, out, work, a.device, a.precision)
+    except FileNotFoundError as e:  # the manifest, or a picture it lists
+        ap.error(str(e))
     (out / f"{recipe.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     log.info("wrote %s (%s): %s", out / recipe.name, f"{result['train_seconds'] / 60:.0f} min",
              json.dumps(result["metrics"]))
@@ -340,6 +348,20 @@ def main(argv: list[str] | None = None) -> int:
              "bit-identical to" if same else "differ from", f"{shipped.get('train_seconds', 0) / 60:.0f}",
              shipped.get("trained_on", "?"), result["train_seconds"] / 60, result["trained_on"])
     return 0 if all(ok for *_, ok in rows) else 1
+
+
+def _device_problem(device: str) -> str | None:
+    """Why *device* cannot train here (None: it can)."""
+    kind, _, index = device.partition(":")
+    if kind == "cpu" and not index:
+        return None
+    if kind != "cuda" or (index and not index.isdigit()):
+        return f"--device {device!r}: use cpu, cuda or cuda:N"
+    if not torch.cuda.is_available():
+        return f"--device {device}: torch sees no CUDA GPU here; use --device cpu"
+    if index and int(index) >= torch.cuda.device_count():
+        return f"--device {device}: torch sees {torch.cuda.device_count()} GPU(s); use cuda:0"
+    return None
 
 
 def compare_metrics(shipped: dict[str, Any], new: dict[str, Any], prefix: str = "",
