@@ -197,6 +197,12 @@ def test_clear_errors(tmp_path: Path, capfd) -> None:
         assert err.startswith("vsrestore encode: ") and msg in err and "Fix:" in err
     assert main([str(script), "-o", str(tmp_path / "o.xyz")]) == 2
     assert not out.exists()
+    chatty = write(tmp_path, "import vapoursynth as vs\nprint('hello')\n"
+                   "vs.core.std.BlankClip(format=vs.YUV420P8, width=64, height=48, length=2).set_output()\n",
+                   "chatty.vpy")
+    assert main([str(chatty), "-o", str(out)]) != 0
+    err = capfd.readouterr().err
+    assert "writes to stdout ('hello')" in err and "file=sys.stderr" in err and not out.exists()
 
 
 # ------------------------------------------------------------------------- x265_color_params

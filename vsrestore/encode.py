@@ -206,6 +206,11 @@ def probe_props(script: Path, args: dict[str, str]) -> dict:
         res = subprocess.run(cmd, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL)
         if res.returncode != 0:
             raise _vspipe_failure(res.stderr, script, res.returncode)
+        if res.stdout.strip():  # no video was asked for: whatever is there, the script printed
+            said = res.stdout.strip()[:60]
+            raise VSRestoreError(NAME, f"script {str(script)!r} writes to stdout ({said!r}), which "
+                                 "vspipe sends into the video stream",
+                                 "print to stderr instead (print(..., file=sys.stderr)) or use logging")
         try:
             frames = json.loads(jpath.read_text(encoding="utf-8", errors="replace"))
         except (OSError, ValueError) as e:
