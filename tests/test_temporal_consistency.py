@@ -42,7 +42,7 @@ def e_warp(frames: list[np.ndarray], masks: list[np.ndarray]) -> float:
     errs = []
     for t in range(1, len(frames)):
         cur, prev = frames[t], frames[t - 1]
-        warped = np.empty_like(cur)
+        warped = np.zeros_like(cur)  # the strip the pan uncovers lies in the excluded border
         by, bx = BG_V
         warped[:, : H - by, : W - bx] = prev[:, by:, bx:]  # background: cur(x) = prev(x + v)
         fy, fx = FG_V
