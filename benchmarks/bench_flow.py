@@ -22,9 +22,13 @@ Every setup renders the synthetic source too (a Python frame source, then luma a
 GRAYS), which costs about as much as mvtools itself; "source only" times it alone, and
 the last ratio ("net") compares the time per frame each method adds to it. A short clip
 flatters the slower setups (the first frame's latency is a larger share), so the default
-is 48 frames; the ratios are for that length.
+is 48 frames. The ratios also move with what else runs: with all setups interleaved, four runs
+on one shared machine gave "fast, no confidence" 0.78-1.05x mvtools b16/o8; ``--only`` times
+just the named setups (and the source), the steadier comparison:
 
-    .venv/bin/python benchmarks/bench_flow.py --threads 1 --frames 48 --rounds 5
+    .venv/bin/python benchmarks/bench_flow.py --threads 1 --rounds 7
+    .venv/bin/python benchmarks/bench_flow.py --threads 1 --rounds 7 --frames 96 \
+        --only "ours fast, no confidence;mvtools b16/o8"
 """
 
 from __future__ import annotations
@@ -163,6 +167,10 @@ def main() -> int:
     ap.add_argument("--cv-threads", type=int, default=1,
                     help="OpenCV's own threads inside each frame request (default 1: all "
                          "parallelism comes from VapourSynth's frame threads, as for mvtools)")
+    ap.add_argument("--only", default=None,
+                    help="setups to run, separated by ';' (at least one mvtools one), e.g. "
+                         "'ours fast, no confidence;mvtools b16/o8': the other setups change "
+                         "the machine's state between the timed runs")
     a = ap.parse_args()
     core.num_threads = a.threads
     cv2.setNumThreads(a.cv_threads)
@@ -182,6 +190,12 @@ def main() -> int:
         "mvtools b16/o8": lambda src: mvtools(clip, src, 16, None),
         "mvtools b16/o8+recalc b8/o4": lambda src: mvtools(clip, src, 16, 8),
     }
+    if a.only:
+        names = [n.strip() for n in a.only.split(";") if n.strip()]
+        unknown = [n for n in names if n not in setups]
+        if unknown or not any(n.startswith("mvtools") for n in names):
+            ap.error(f"--only: unknown {unknown} or no mvtools setup; setups: {'; '.join(setups)}")
+        setups = {n: setups[n] for n in names}
     print(f"{a.width}x{a.height}, {a.frames} frames, {a.threads} threads (OpenCV {a.cv_threads}), "
           f"bg {BG_V} px/f, patch {FG_U} px/f")
     print("noisy: frame n-1 of the noisy input compensated (what a denoiser gets; an interpolation")
