@@ -18,14 +18,14 @@ this process with ``core.num_threads`` threads (OpenCV itself single-threaded un
 ``--cv-threads``); runs are interleaved and the median
 fps of each is printed with its ratio to the best mvtools setting.
 
-Every setup renders the synthetic source too (a Python frame source, then luma as
-GRAYS), which costs about as much as mvtools itself; "source only" times it alone, and
-the last ratio ("net") compares the time per frame each method adds to it. A short clip
-flatters ours: mvtools' time per frame falls more with the clip's length (one-off, 48 -> 96
-frames: ours 11.1 -> 10.0 ms, mvtools 9.0 -> 7.0 ms), so the default is 48 frames and
-``--frames 96`` is the steadier figure. The ratios also move with what else runs: with all setups interleaved, four runs
-on one shared machine gave "fast, no confidence" 0.78-1.05x mvtools b16/o8; ``--only`` times
-just the named setups (and the source), the steadier comparison:
+Every setup renders the synthetic source too (a Python frame source, then luma as GRAYS),
+a fifth to a third of mvtools' time; "source only" times it alone, and the last ratio
+("net") compares the time per frame each method adds to it. A short clip flatters ours:
+mvtools' time per frame falls more with the clip's length (one-off, 48 -> 96 frames: ours
+11.1 -> 10.0 ms, mvtools 9.0 -> 7.0 ms), so ``--frames 96`` is the steadier figure (default
+48). The ratios also move with what else runs: with all setups interleaved, four runs on one
+shared machine gave "fast, no confidence" 0.78-1.05x mvtools b16/o8; ``--only`` times just
+the named setups (and the source), the steadier comparison:
 
     .venv/bin/python benchmarks/bench_flow.py --threads 1 --rounds 7
     .venv/bin/python benchmarks/bench_flow.py --threads 1 --rounds 7 --frames 96 \
