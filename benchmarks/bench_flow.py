@@ -20,15 +20,13 @@ fps of each is printed with its ratio to the best mvtools setting.
 
 Every setup renders the synthetic source too (a Python frame source, then luma as GRAYS),
 a fifth to a third of mvtools' time; "source only" times it alone, and the last ratio
-("net") compares the time per frame each method adds to it. A short clip flatters ours:
-mvtools' time per frame falls more with the clip's length (one-off, 48 -> 96 frames: ours
-11.1 -> 10.0 ms, mvtools 9.0 -> 7.0 ms), so ``--frames 96`` is the steadier figure (default
-48). The ratios also move with what else runs: with all setups interleaved, four runs on one
-shared machine gave "fast, no confidence" 0.78-1.05x mvtools b16/o8; ``--only`` times just
-the named setups (and the source), the steadier comparison:
+("net") compares the time per frame each method adds to it. The ratios move with what else
+runs: with all setups interleaved, four runs on one shared machine gave "fast, no
+confidence" 0.78-1.05x mvtools b16/o8, while ``--only`` (just the named setups and the
+source, the steadier comparison) gave 0.81x at 48 frames and 0.82x at 96:
 
     .venv/bin/python benchmarks/bench_flow.py --threads 1 --rounds 7
-    .venv/bin/python benchmarks/bench_flow.py --threads 1 --rounds 7 --frames 96 \
+    .venv/bin/python benchmarks/bench_flow.py --threads 1 --rounds 7 [--frames 96] \
         --only "ours fast, no confidence;mvtools b16/o8"
 """
 

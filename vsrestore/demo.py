@@ -104,14 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     from .encode import main as encode_main
 
-    try:
-        a.out.mkdir(parents=True, exist_ok=True)
-        vpy = a.out / "demo.vpy"
-        vpy.write_text(VPY)
-    except OSError as e:
-        print(f"vsrestore demo: cannot write to {a.out} ({e.strerror}). Fix: pass -o a folder you can "
-              "write to", file=sys.stderr)
-        return 2
+    a.out.mkdir(parents=True, exist_ok=True)  # an unwritable -o: cli.main reports it in one line
+    vpy = a.out / "demo.vpy"
+    vpy.write_text(VPY)
     mkv = a.out / "demo.mkv"
     rc = encode_main([str(vpy), "-o", str(mkv), "--crf", str(a.crf), "--x265-preset", "medium"])
     if rc != 0:

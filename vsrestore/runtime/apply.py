@@ -10,6 +10,7 @@ clip's own format with props written. Frames of synthesizing models are marked.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import vapoursynth as vs
@@ -29,7 +30,11 @@ core = vs.core
 def parse_tile(tile: int | tuple[int, int] | None, stage: str) -> tuple[int, int] | None:
     if tile is None:
         return None
-    hw = (tile, tile) if isinstance(tile, int) else tuple(tile) if isinstance(tile, tuple | list) else ()
+    hw: tuple[Any, ...] = ()
+    if isinstance(tile, int):
+        hw = (tile, tile)
+    elif isinstance(tile, tuple | list):
+        hw = tuple(tile)
     if len(hw) != 2 or any(not isinstance(v, int) or isinstance(v, bool) or v < 8 for v in hw):
         raise VSRestoreError(stage, f"tile must be an int or (height, width) of at least 8, got {tile!r}",
                              "use e.g. tile=256 or tile=(360, 640)")
