@@ -108,7 +108,12 @@ def degrain(clip: vs.VideoNode, profile: GrainProfile | None = None, *, strength
         if clip.width < 16 or clip.height < 16:
             raise VSRestoreError(NAME, f"the clip is {clip.width}x{clip.height}, too small to measure "
                                  "its grain", "pass a profile measured on a larger clip")
-        profile = measure(clip)
+        try:
+            profile = measure(clip)
+        except VSRestoreError as e:  # analyze_grain's complaint, under this filter's name
+            raise VSRestoreError(NAME, f"cannot measure the clip's grain: {e.problem}",
+                                 f"pass profile= measured on a larger clip (vr.analyze_grain); {e.fix}"
+                                 if e.fix else "pass profile= measured on a larger clip") from e
     plans = [_plan(profile, p, float(strength)) for p in range(fmt.num_planes)]
     if fmt.color_family == vs.RGB:  # the weight luma's sigma: the channel curves combined like luma
         sig_w = sum((k * plans[p][0] for p, k in enumerate(_RGB_Y)), np.zeros_like(plans[0][0]))
