@@ -49,6 +49,13 @@ from vsrestore.runtime.backends import TorchCUDA, cuda_available
 core = vs.core
 BG_V = (2.35, -0.85)  # background content moves by -BG_V px/frame (backward flow = +BG_V)
 FG_U = (-3.1, 1.7)  # the patch moves by FG_U px/frame (backward flow = -FG_U)
+# both at 640 px wide; other widths scale them (the same shot at another resolution)
+
+
+def velocities(w: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(background, patch) velocity in px/frame at width *w*."""
+    k = w / 640
+    return (BG_V[0] * k, BG_V[1] * k), (FG_U[0] * k, FG_U[1] * k)
 
 
 def _grey(name: str) -> np.ndarray:
@@ -67,13 +74,14 @@ def make_clip(w: int, h: int, n: int) -> tuple[vs.VideoNode, vs.VideoNode, list[
                                                list[np.ndarray]]:
     """(noisy YUV420P8 clip, the same clean, clean luma 0..1, masks of pixels with a match in n-1)."""
     rng = np.random.default_rng(0)
+    bg_v, fg_u = velocities(w)
     bg = cv2.resize(_grey("retina")[200:1200, 150:1250], (2 * w + 200, 2 * h + 200),
                     interpolation=cv2.INTER_AREA)
     patch = cv2.resize(_grey("coffee"), (2 * w, 2 * h))[: h, : 2 * w // 3]  # h/2 x w/3 on screen
     clean, noisy, alpha = [], [], []
     for t in range(n):
-        img = _shift(bg, 2 * (40 + t * BG_V[0]), 2 * (60 + t * BG_V[1]), 2 * w, 2 * h, cv2.BORDER_REFLECT)
-        px, py = 2 * (w / 2 + t * FG_U[0]), 2 * (h / 4 + t * FG_U[1])
+        img = _shift(bg, 2 * (40 + t * bg_v[0]), 2 * (60 + t * bg_v[1]), 2 * w, 2 * h, cv2.BORDER_REFLECT)
+        px, py = 2 * (w / 2 + t * fg_u[0]), 2 * (h / 4 + t * fg_u[1])
         fg = _shift(patch, -px, -py, 2 * w, 2 * h, cv2.BORDER_CONSTANT)
         al = _shift(np.ones_like(patch), -px, -py, 2 * w, 2 * h, cv2.BORDER_CONSTANT).clip(0, 1)
         img = cv2.resize(img * (1 - al) + fg * al, (w, h), interpolation=cv2.INTER_AREA)
@@ -83,8 +91,8 @@ def make_clip(w: int, h: int, n: int) -> tuple[vs.VideoNode, vs.VideoNode, list[
     masks = [np.zeros((h, w), bool)]
     k = np.ones((9, 9), np.uint8)
     for t in range(1, n):
-        # the background point of frame t came from x + BG_V in t-1: there it must not be covered
-        covered_before = _shift(alpha[t - 1], BG_V[0], BG_V[1], w, h, cv2.BORDER_CONSTANT) > 0.02
+        # the background point of frame t came from x + bg_v in t-1: there it must not be covered
+        covered_before = _shift(alpha[t - 1], bg_v[0], bg_v[1], w, h, cv2.BORDER_CONSTANT) > 0.02
         edges = cv2.dilate(((alpha[t] > 0.02) & (alpha[t] < 0.98)).astype(np.uint8), k) > 0
         ok = ~edges & ((alpha[t] > 0.98) | ~covered_before)
         ok[:16], ok[-16:], ok[:, :16], ok[:, -16:] = False, False, False, False
@@ -160,6 +168,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--width", type=int, default=640)
     ap.add_argument("--height", type=int, default=360)
+    ap.add_argument("--sizes", default=None,
+                    help="several sizes, one after the other, e.g. 640x360,1280x720,1920x1080 "
+                         "(replaces --width/--height; a summary of all closes the output)")
     ap.add_argument("--frames", type=int, default=48)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
@@ -171,9 +182,31 @@ def main() -> int:
                          "'ours fast, no confidence;mvtools b16/o8': the other setups change "
                          "the machine's state between the timed runs")
     a = ap.parse_args()
+    try:
+        sizes = ([tuple(int(v) for v in wh.lower().split("x")) for wh in a.sizes.split(",")]
+                 if a.sizes else [(a.width, a.height)])
+    except ValueError:
+        ap.error(f"--sizes {a.sizes!r}: use WIDTHxHEIGHT[,WIDTHxHEIGHT...], e.g. 640x360,1280x720")
+    if any(len(wh) != 2 or min(wh) < 64 for wh in sizes):
+        ap.error(f"--sizes {a.sizes!r}: each size is WIDTHxHEIGHT, both at least 64")
     core.num_threads = a.threads
     cv2.setNumThreads(a.cv_threads)
-    clip, clean_clip, clean, masks = make_clip(a.width, a.height, a.frames)
+    names = [n.strip() for n in a.only.split(";") if n.strip()] if a.only else None
+    summary: list[str] = []
+    for w, h in sizes:
+        lines = run(w, h, a.frames, a.rounds, a.threads, a.cv_threads, names, ap)
+        summary += [f"{w}x{h}: {line}" for line in lines]
+        print()
+    if len(sizes) > 1:
+        print("summary")
+        print("\n".join(summary))
+    return 0
+
+
+def run(w: int, h: int, frames: int, rounds: int, threads: int, cv_threads: int, only: list[str] | None,
+        ap: argparse.ArgumentParser) -> list[str]:
+    """Measure every setup at *w* x *h*; print the table; return the per-method ratio lines."""
+    clip, clean_clip, clean, masks = make_clip(w, h, frames)
     setups: dict[str, Callable[[vs.VideoNode], vs.VideoNode]] = {
         "ours medium": lambda src: ours(clip, src, "medium"),
         "ours fast": lambda src: ours(clip, src, "fast"),
@@ -189,14 +222,14 @@ def main() -> int:
         "mvtools b16/o8": lambda src: mvtools(clip, src, 16, None),
         "mvtools b16/o8+recalc b8/o4": lambda src: mvtools(clip, src, 16, 8),
     }
-    if a.only:
-        names = [n.strip() for n in a.only.split(";") if n.strip()]
-        unknown = [n for n in names if n not in setups]
-        if unknown or not any(n.startswith("mvtools") for n in names):
+    if only is not None:
+        unknown = [n for n in only if n not in setups]
+        if unknown or not any(n.startswith("mvtools") for n in only):
             ap.error(f"--only: unknown {unknown} or no mvtools setup; setups: {'; '.join(setups)}")
-        setups = {n: setups[n] for n in names}
-    print(f"{a.width}x{a.height}, {a.frames} frames, {a.threads} threads (OpenCV {a.cv_threads}), "
-          f"bg {BG_V} px/f, patch {FG_U} px/f")
+        setups = {n: setups[n] for n in only}
+    bg_v, fg_u = velocities(w)
+    print(f"{w}x{h}, {frames} frames, {threads} threads (OpenCV {cv_threads}), "
+          f"bg ({bg_v[0]:.2f}, {bg_v[1]:.2f}) px/f, patch ({fg_u[0]:.2f}, {fg_u[1]:.2f}) px/f")
     print("noisy: frame n-1 of the noisy input compensated (what a denoiser gets; an interpolation")
     print("       that averages noise helps); clean: the same vectors applied to the clean frames")
     errs = {name: error(make(clip), clean, masks) for name, make in setups.items()}
@@ -205,7 +238,7 @@ def main() -> int:
         name: (lambda make=make: make(clip)) for name, make in setups.items()}  # type: ignore[misc]
     timed[SOURCE] = lambda: source(clip)
     runs: dict[str, list[float]] = {name: [] for name in timed}
-    for _ in range(a.rounds):
+    for _ in range(rounds):
         for name, make in timed.items():
             runs[name].append(fps(make))
     med = {name: statistics.median(v) for name, v in runs.items()}
@@ -224,13 +257,15 @@ def main() -> int:
     def net(name: str) -> float:  # ms per frame on top of rendering the source
         return 1000 / med[name] - 1000 / med[SOURCE]
 
+    lines = []
     for name in (k for k in setups if k.startswith("ours")):
-        print(f"{name}: PSNR {errs[name][0] - errs[best_err][0]:+.2f} dB (noisy), "
-              f"{errs_clean[name][0] - errs_clean[best_err][0]:+.2f} dB (clean) vs {best_err}; "
-              f"speed x{med[name] / med[best_err]:.2f} of it (net of the source "
-              f"x{net(best_err) / net(name):.2f}: {net(name):.2f} vs {net(best_err):.2f} ms/frame), "
-              f"x{med[name] / med[best_fps]:.2f} of {best_fps}")
-    return 0
+        lines.append(f"{name}: PSNR {errs[name][0] - errs[best_err][0]:+.2f} dB (noisy), "
+                     f"{errs_clean[name][0] - errs_clean[best_err][0]:+.2f} dB (clean) vs {best_err}; "
+                     f"speed x{med[name] / med[best_err]:.2f} of it (net of the source "
+                     f"x{net(best_err) / net(name):.2f}: {net(name):.2f} vs {net(best_err):.2f} ms/frame), "
+                     f"x{med[name] / med[best_fps]:.2f} of {best_fps}")
+    print("\n".join(lines))
+    return lines
 
 
 if __name__ == "__main__":
