@@ -188,3 +188,23 @@ def test_cli_refuses_bad_devices_threads_and_manifests(tmp_path, capsys):
         with pytest.raises(SystemExit):
             trainer.main(["sr-compact-x2", "--device", "cuda"])
         assert "torch sees no CUDA GPU here" in capsys.readouterr().err
+
+
+def test_loss_override_is_checked_and_spelled_out_in_the_command(tmp_path, capsys):
+    base = recipes.get("sr-perceptual-x4")
+    w = trainer.parse_loss("l1=0.25, gan=0.2", base)
+    assert w == {"l1": 0.25, "perceptual": 1.0, "gan": 0.2} and base.loss_weights["l1"] == 1.0
+    assert trainer._command(base.with_overrides(loss_weights=w, threads=1)) == (
+        "vsrestore train sr-perceptual-x4 --threads 1 --loss l1=0.25,perceptual=1,gan=0.2")
+    assert trainer._command(base) == "vsrestore train sr-perceptual-x4"
+    for text, says in (("gan=x", "'x' is not a number"), ("vgg=1", "NAME one of l1, perceptual, gan"),
+                       ("l1", "NAME=WEIGHT"), ("l1=-1", "finite and >= 0"), ("l1=inf", "finite and >= 0")):
+        with pytest.raises(ValueError, match=says):
+            trainer.parse_loss(text, base)
+    with pytest.raises(ValueError, match="at least one weight"):
+        trainer.parse_loss("l1=0", recipes.get("sr-compact-x2"))
+    for args, says in ((["--loss", "perceptual=1"], "NAME one of l1"),
+                       (["--loss", "l1=2", "--verify"], "drop --steps, --loss and --out")):
+        with pytest.raises(SystemExit):
+            trainer.main(["sr-compact-x2", "--work", str(tmp_path), *args])
+        assert says in capsys.readouterr().err

@@ -235,7 +235,29 @@ def _command(recipe: Recipe, precision: str = "fp32") -> str:
         cmd += f" --steps {recipe.steps}"
     if base is not None and recipe.threads != base.threads:
         cmd += f" --threads {recipe.threads}"
+    if base is not None and recipe.loss_weights != base.loss_weights:
+        cmd += " --loss " + ",".join(f"{k}={v:g}" for k, v in recipe.loss_weights.items())
     return cmd
+
+
+def parse_loss(text: str, recipe: Recipe) -> dict[str, float]:
+    """``"l1=0.5,gan=0.2"`` -> *recipe*'s loss weights with those changed (ValueError if bad)."""
+    weights = dict(recipe.loss_weights)
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in weights:
+            raise ValueError(f"--loss {text!r}: use NAME=WEIGHT[,NAME=WEIGHT...] with NAME one of "
+                             f"{', '.join(weights)} (the losses of {recipe.name})")
+        try:
+            weights[key] = float(value)
+        except ValueError:
+            raise ValueError(f"--loss {text!r}: {value.strip()!r} is not a number") from None
+        if not 0 <= weights[key] < float("inf"):
+            raise ValueError(f"--loss {text!r}: a weight must be finite and >= 0")
+    if not any(weights.values()):
+        raise ValueError(f"--loss {text!r}: at least one weight must be above 0")
+    return weights
 
 
 def card(recipe: Recipe, net: nn.Module, train_paths: list[Path], held: list[Path],
@@ -298,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=None,
                     help="override (a shorter run is not the shipped model)")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--loss", default=None, metavar="NAME=W,...",
+                    help="change loss weights of the recipe, e.g. l1=0.5,gan=0.2 (an experiment: "
+                         "the card's command spells it out)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     ap.add_argument("--precision", choices=PRECISIONS, default="fp32",
                     help="mixed precision of the forward pass: bf16 (CPU/GPU) or fp16 (CUDA); "
@@ -315,6 +340,11 @@ def main(argv: list[str] | None = None) -> int:
         recipe = recipes.get(a.name).with_overrides(steps=a.steps, threads=a.threads)
     except KeyError as e:
         ap.error(str(e))
+    if a.loss is not None:
+        try:
+            recipe = recipe.with_overrides(loss_weights=parse_loss(a.loss, recipe))
+        except ValueError as e:
+            ap.error(str(e))
     if a.steps is not None and a.steps < 1:
         ap.error(f"--steps {a.steps}: a run needs at least 1 step")
     if a.threads is not None and a.threads < 1:
@@ -322,8 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     device_error = _device_problem(a.device)
     if device_error:
         ap.error(device_error)
-    if a.verify and (a.steps is not None or a.out is not None):
-        ap.error("--verify retrains the shipped recipe as it is: drop --steps and --out")
+    if a.verify and (a.steps is not None or a.out is not None or a.loss is not None):
+        ap.error("--verify retrains the shipped recipe as it is: drop --steps, --loss and --out")
     work = a.work / "verify" / recipe.name if a.verify else a.work
     out = a.work / "verify" / "out" if a.verify else (a.out or WEIGHTS)
     if a.precision == "fp16" and not a.device.startswith("cuda"):
