@@ -21,13 +21,18 @@ fps of each is printed with its ratio to the best mvtools setting.
 Every setup renders the synthetic source too (a Python frame source, then luma as GRAYS),
 a fifth to a third of mvtools' time; "source only" times it alone, and the last ratio
 ("net") compares the time per frame each method adds to it. The ratios move with what else
-runs: with all setups interleaved, four runs on one shared machine gave "fast, no
-confidence" 0.78-1.05x mvtools b16/o8, while ``--only`` (just the named setups and the
-source, the steadier comparison) gave 0.81x at 48 frames and 0.82x at 96:
+runs; ``--only`` (just the named setups and the source) is the steadier comparison.
+``--sizes`` runs several resolutions (the motion scales with the width; larger sizes upscale
+the same photo, so their content is smoother than real HD). Two runs of
+
+    .venv/bin/python benchmarks/bench_flow.py --threads 1 --rounds 7 \
+        --sizes 320x180,640x360,1280x720,1920x1080 --only "ours fast, no confidence;mvtools b16/o8"
+
+gave "fast, no confidence" 0.70/0.72x mvtools b16/o8's speed at 320x180 (and -2.45 dB on
+clean frames), 0.89/0.81x at 640x360 (+1.56/+0.40 dB noisy/clean), 1.01/0.93x at 1280x720
+(+2.43/+2.38 dB) and 1.13/1.16x at 1920x1080 (+2.70/+4.80 dB). All setups interleaved:
 
     .venv/bin/python benchmarks/bench_flow.py --threads 1 --rounds 7
-    .venv/bin/python benchmarks/bench_flow.py --threads 1 --rounds 7 [--frames 96] \
-        --only "ours fast, no confidence;mvtools b16/o8"
 """
 
 from __future__ import annotations

@@ -56,7 +56,8 @@ def optical_flow(clip: vs.VideoNode, *, direction: str = "backward", preset: str
         scale: 0 < scale <= 1; below 1 the flow is computed on a copy downscaled by
             *scale* (faster, less detail) and the vectors are scaled back to full size.
             (The presets search at a fraction of that resolution anyway: "slow" 1, "medium"
-            1/2, "fast" 1/3, "ultrafast" 1/4; the frames are downscaled once in the graph.)
+            1/2, "fast" 1/3, "ultrafast" 1/4; the frames are downscaled once in the graph.
+            On frames under ~640 px wide "fast" loses accuracy: use "medium" there.)
         confidence: ``False`` skips the reverse flow of the forward-backward check (about
             twice as fast): plane 2 is then only 1 where ``(x + dx, y + dy)`` lies inside
             the neighbour and 0 outside, with no occlusion information.
