@@ -36,8 +36,12 @@ def deblock(clip: vs.VideoNode, strength: float | None = None, *, model: str | P
     the 0-255 scale (about 2-4 for a good encode, 5-8 for visibly blocky video, 10+ for
     very low bitrates). ``strength`` is that level; ``None`` finds it from the clip: on up
     to three frames, the level L at which the network's own correction has RMS L
-    (self-consistency, see :mod:`vsrestore.levels`), median taken (logged to stderr).
-    Larger values clean more. ``strength=0`` returns *clip* unchanged.
+    (self-consistency, see :mod:`vsrestore.levels`), median taken, with its part that is
+    not white noise multiplied by the model card's ``level_scale`` (a network removes
+    only part of the compression error, so L sits below the true level, but all of the
+    noise; the factor is calibrated on training pictures, 1 for a model file without a
+    card), logged to stderr. Larger values clean more. ``strength=0`` returns *clip*
+    unchanged.
 
     Args:
         clip: any YUV/RGB/GRAY clip, 8-16-bit integer or 16/32-bit float (decoded video).
@@ -73,7 +77,8 @@ def deblock(clip: vs.VideoNode, strength: float | None = None, *, model: str | P
 
 
 def estimate_level(clip: vs.VideoNode, lm: LoadedModel, runner: Runner) -> float:
-    """Blind artefact level (RMS, 0-255 scale) of *clip* by self-consistency of the model."""
+    """Blind artefact level (RMS, 0-255 scale) of *clip*: self-consistency, calibrated."""
+    scale = level_scale(lm)
     rgb = color.to_rgbs(clip, color.describe(clip))
     n = clip.num_frames
     picks = sorted({round(i * (n - 1) / max(1, SAMPLES - 1)) for i in range(min(SAMPLES, n))})
@@ -86,13 +91,26 @@ def estimate_level(clip: vs.VideoNode, lm: LoadedModel, runner: Runner) -> float
         return run_tiled(infer, x[None], scale=1, tile=None, overlap=0, multiple=lm.size_multiple,
                          minimum=lm.min_size)[0]
 
-    est = []
+    est, noise = [], []
     for k in picks:
         arr = np.clip(frame_to_array(rgb.get_frame(k)), 0.0, 1.0)
         _, h, w = arr.shape
         y0, x0 = max(0, (h - CROP) // 2), max(0, (w - CROP) // 2)
         crop = np.ascontiguousarray(arr[:, y0: y0 + CROP, x0: x0 + CROP])
         est.append(levels.self_consistent_level(restore, crop, start=MAX_LEVEL / 255.0) * 255.0)
-    level = float(np.median(est))
-    log.info("deblock: estimated artefact level %.2f (RMS, 0-255 scale) from frames %s", level, picks)
+        if scale != 1 and min(crop.shape[1:]) >= 2 * levels.PATCH:
+            noise.append(levels.noise_sigma(crop) * 255.0)
+    sc, sigma = float(np.median(est)), float(np.median(noise)) if noise else 0.0
+    level = min(MAX_LEVEL, levels.scaled_level(sc, sigma, scale))
+    log.info("deblock: estimated artefact level %.2f (RMS, 0-255 scale; self-consistent %.2f, white "
+             "noise %.2f, level_scale %g) from frames %s", level, sc, sigma, scale, picks)
     return level
+
+
+def level_scale(lm: LoadedModel) -> float:
+    """The card's calibration factor for the blind level (1 without one)."""
+    v = lm.card.get("level_scale", 1.0) if lm.card else 1.0
+    if isinstance(v, bool) or not isinstance(v, int | float) or not 1 <= v <= 8:
+        raise VSRestoreError(NAME, f"model {lm.name}: card level_scale {v!r} is not a number in 1..8",
+                             "fix the model card (vsrestore models evaluate NAME --write recalibrates it)")
+    return float(v)

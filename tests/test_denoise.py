@@ -44,6 +44,31 @@ def test_blind_sigma_estimate(noisy_clip):
     assert abs(estimate_sigma(noisy_clip) - 20) < 2.5
 
 
+def test_blind_deblock_level_uses_the_cards_scale(noisy_clip, tiny_drunet, monkeypatch):
+    """The self-consistent level's part that is not white noise is multiplied by the card's
+    calibrated level_scale (1 for a file without a card: the level unchanged); a broken card
+    value is refused by name."""
+    from dataclasses import replace
+
+    from vsrestore import levels
+    from vsrestore import models as registry
+    from vsrestore.filters import deblock as db
+    from vsrestore.runtime.apply import prepare_runner
+
+    lm = registry.resolve(str(tiny_drunet), "deblock")
+    runner, _, _ = prepare_runner(lm, "deblock", tile=None, overlap=None, backend=None)
+    monkeypatch.setattr(levels, "self_consistent_level", lambda restore, x, start: 4 / 255)
+    monkeypatch.setattr(levels, "noise_sigma", lambda x: 1 / 255)
+    assert db.estimate_level(noisy_clip, lm, runner) == pytest.approx(4)
+    scaled = db.estimate_level(noisy_clip, replace(lm, card={"level_scale": 2.5}), runner)
+    assert scaled == pytest.approx(np.sqrt(1 + 6.25 * (16 - 1)))
+    monkeypatch.setattr(levels, "self_consistent_level", lambda restore, x, start: 6 / 255)
+    capped = db.estimate_level(noisy_clip, replace(lm, card={"level_scale": 8}), runner)
+    assert capped == db.MAX_LEVEL  # sqrt(1 + 64 * 35) = 47.3, capped
+    with pytest.raises(VSRestoreError, match="deblock: model .* card level_scale 'big'.*models evaluate"):
+        db.estimate_level(noisy_clip, replace(lm, card={"level_scale": "big"}), runner)
+
+
 @pytest.mark.parametrize("fmt,w,h", [(vs.YUV420P8, 118, 82), (vs.YUV444P16, 71, 49), (vs.GRAY16, 64, 40),
                                      (vs.RGBH, 64, 48)])
 def test_formats_sizes_and_props(tiny_drunet, fmt, w, h):

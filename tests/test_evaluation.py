@@ -155,6 +155,7 @@ def test_znedi3_doubling_is_on_the_pixel_grid() -> None:
     (["sr", "--crop", "8"], "--crop must be 0 (whole picture) or at least 32"),
     (["sr", "--manifest", "/nonexistent.txt"], "/nonexistent.txt not found"),
     (["upscale"], "invalid choice: 'upscale'"),
+    (["deblock", "--start", "3"], "--start applies to --clips"),
 ])
 def test_bad_arguments(args: list[str], msg: str, capsys) -> None:
     with pytest.raises(SystemExit) as e:
@@ -172,7 +173,7 @@ def test_dispatch_from_vsrestore_cli(capsys) -> None:
     assert "--manifest" in capsys.readouterr().out
 
 
-def test_deblock_on_a_real_clip(tmp_path: Path) -> None:
+def test_deblock_on_a_real_clip(tmp_path: Path, capsys) -> None:
     import subprocess
 
     import imageio_ffmpeg
@@ -187,3 +188,11 @@ def test_deblock_on_a_real_clip(tmp_path: Path) -> None:
     res = json.loads((out / "results.json").read_text())
     assert res["pictures"] == ["clip"] and res["settings"]["sizes"]["clip"] == [64, 96]
     assert res["settings"]["frames"]["clip"] == 3 and by_key(res)["deblock"]["status"] == "ok"
+    assert res["settings"]["crop_text"] == "96x64 clip centres"
+    assert eval_cli.main(["deblock", "--clips", str(clip), "--start", "3", "--peers", "none",
+                          "--out", str(out)]) == 0  # frames 3..4 of 5
+    res = json.loads((out / "results.json").read_text())
+    assert res["settings"]["frames"]["clip"] == 2 and res["settings"]["start"] == 3
+    with pytest.raises(SystemExit):
+        eval_cli.main(["deblock", "--clips", str(clip), "--start", "5", "--out", str(out)])
+    assert "--start 5 is past the clip's last frame (4)" in capsys.readouterr().err

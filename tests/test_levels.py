@@ -55,3 +55,14 @@ def test_self_consistent_level_finds_the_true_level():
     got = levels.self_consistent_level(restore, x, start=0.15, iterations=30, tol=1e-5)
     assert abs(got - true) < 2e-3, got
     assert levels.self_consistent_level(restore, x, start=0.15, iterations=1) < 0.15  # moves down
+
+
+def test_scaled_level_scales_only_the_structured_part():
+    assert levels.scaled_level(0.02, 0.005, 1.0) == pytest.approx(0.02)  # no calibration: unchanged
+    assert levels.scaled_level(0.02, 0.0, 2.5) == pytest.approx(0.05)  # noise-free: all scaled
+    assert levels.scaled_level(0.02, 0.03, 2.5) == pytest.approx(0.02)  # all noise: found already
+    mixed = levels.scaled_level(0.02, 0.012, 2.5)
+    assert mixed == pytest.approx(np.sqrt(0.012**2 + 6.25 * (0.02**2 - 0.012**2)))
+    assert 0.02 < mixed < 0.05
+    with pytest.raises(ValueError, match="scale must be >= 1"):
+        levels.scaled_level(0.02, 0.0, 0.5)

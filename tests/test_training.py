@@ -208,3 +208,30 @@ def test_loss_override_is_checked_and_spelled_out_in_the_command(tmp_path, capsy
         with pytest.raises(SystemExit):
             trainer.main(["sr-compact-x2", "--work", str(tmp_path), *args])
         assert says in capsys.readouterr().err
+
+
+class _BlurByLevel(torch.nn.Module):
+    """A stand-in deblocker: blurs more the higher the level plane (as its square root, full
+    blur at 40/255): its self-consistent level is above 0, and the factor on it matters."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        img, level = x[:, :3], x[:, 3:4]
+        blur = torch.nn.functional.avg_pool2d(img, 5, stride=1, padding=2, count_include_pad=False)
+        return img + torch.clamp(level * 255 / 40, 0, 1).sqrt() * (blur - img)
+
+
+def test_level_scale_calibration_picks_the_best_factor_on_training_pictures(tmp_path):
+    from vsrestore.training import evaluate
+
+    big = np.kron(photo("astronaut"), np.ones((1, 2, 2), np.float32))[:, :600, :720]  # 720x600
+    p = tmp_path / "big.png"
+    Image.fromarray(np.rint(big.transpose(1, 2, 0) * 255).astype(np.uint8)).save(p)
+    cal = evaluate.calibrate_level_scale(_BlurByLevel(), [p], pictures=1)
+    scores = {float(k): v for k, v in cal["psnr_y_by_scale"].items()}
+    assert cal["samples"] == 3 and set(scores) == set(evaluate.LEVEL_SCALES)
+    assert cal["level_scale"] == max(scores, key=lambda s: (scores[s], -s))
+    assert max(scores.values()) - min(scores.values()) > 0.05  # the factor matters for this net
+    small = tmp_path / "small.png"
+    Image.fromarray(np.zeros((200, 300, 3), np.uint8)).save(small)
+    with pytest.raises(ValueError, match="no training picture is 340x260 or larger"):
+        evaluate.calibrate_level_scale(_BlurByLevel(), [small])

@@ -9,7 +9,9 @@
 - :func:`self_consistent_level`: for a level-conditioned restorer ``f(x, level)`` (trained
   so that ``level`` is the RMS of the degradation it removes), the level ``L`` at which
   ``rms(x - f(x, L)) == L``, found by fixed-point iteration from above. Used where no
-  closed-form estimator exists (compression artefacts).
+  closed-form estimator exists (compression artefacts); a restorer that removes only part
+  of the degradation lands below the truth, so ``vr.deblock`` scales the part that is not
+  white noise by the model card's calibrated ``level_scale`` (:func:`scaled_level`).
 """
 
 from __future__ import annotations
@@ -68,3 +70,22 @@ def self_consistent_level(restore: Callable[[np.ndarray, float], np.ndarray], x:
         if done:
             break
     return level
+
+
+def scaled_level(consistent: float, noise: float, scale: float) -> float:
+    """The level of a degradation that is part white noise, part structured error.
+
+    A restorer removes white noise fully, so self-consistency finds that part at its true
+    level, but it removes structured error (compression) only partly, so that part is found
+    below its level and is multiplied by *scale* (a model's calibrated ``level_scale``)::
+
+        n = min(noise, consistent)
+        level = sqrt(n^2 + scale^2 * (consistent^2 - n^2))
+
+    *noise*: the white-noise sigma (:func:`noise_sigma`). ``scale=1`` or all-noise input
+    gives *consistent* back; noise-free input gives ``scale * consistent``.
+    """
+    if scale < 1:
+        raise ValueError(f"scaled_level: scale must be >= 1, got {scale}")
+    n = min(max(noise, 0.0), consistent)
+    return float(np.sqrt(n * n + scale * scale * (consistent * consistent - n * n)))

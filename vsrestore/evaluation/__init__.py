@@ -10,8 +10,8 @@ Tasks (degradation -> methods -> main metric):
   seeded. Ours: ``vr.denoise(clip)`` (blind; ``oracle``: the true sigma); peers: ffmpeg
   ``bm3d`` (one step on gbrp and yuv444p, two steps on yuv444p), ffmpeg ``nlmeans`` (gbrp,
   yuv444p), dfttest2 (CPU, ``tbsize=1``; RGB24, YUV444P8). RGB PSNR.
-- ``deblock`` (``crf``): short pans (1 px a frame) over each picture, or the first frames
-  of real clips, through libx264 CRF N preset medium as one GOP
+- ``deblock`` (``crf``): short 320x240 pans (1 px a frame) over each picture, or the
+  320x240 centre of frames of real clips (from ``--start``), through libx264 CRF N preset medium as one GOP
   (:func:`vsrestore.degradations.codec_roundtrip`); measured on the first, middle and last
   frame. Ours: ``vr.deblock(clip)`` (blind; ``oracle``: the true RMS level); peer:
   ``core.deblock.Deblock``; the crushed input itself. Y-PSNR (BT.601, full frame).
@@ -128,7 +128,10 @@ def make_samples(cfg: Config, pictures: Sequence[tuple[str, Frames]], crop: int 
                                      for k, c in enumerate(clean)], clean, cfg.sigma))
         else:
             one = len(fr) == 1
-            seq = _pan_frames(fr[0], window or DEBLOCK_WINDOW, frames) if one else [cut(f) for f in fr]
+            if one:
+                seq = _pan_frames(fr[0], window or DEBLOCK_WINDOW, frames)
+            else:  # a clip: its centre window (whole frames with crop 0)
+                seq = [f if crop == 0 else _centre(f, window or DEBLOCK_WINDOW) for f in fr]
             gt = [dg.to_uint8(f.transpose(1, 2, 0)).astype(np.float32) / 255.0 for f in seq]
             dec = dg.codec_roundtrip(gt, "h264", cfg.crf, None, "medium")
             keep = sorted({0, (len(gt) - 1) // 2, len(gt) - 1})
@@ -137,6 +140,14 @@ def make_samples(cfg: Config, pictures: Sequence[tuple[str, Frames]], crop: int 
             rms = float(np.sqrt(np.mean([np.mean((a - b) ** 2) for a, b in zip(x, c, strict=True)])))
             out.append(Sample(name, x, c, rms * 255.0))
     return out
+
+
+def _centre(f: np.ndarray, window: tuple[int, int]) -> np.ndarray:
+    """The centre *window* (w, h) of a ``(3, H, W)`` frame (the whole side where it is smaller)."""
+    _, h, w = f.shape
+    cw, ch = min(w, window[0]), min(h, window[1])
+    y0, x0 = (h - ch) // 2, (w - cw) // 2
+    return np.ascontiguousarray(f[:, y0: y0 + ch, x0: x0 + cw])
 
 
 def _pan_frames(img: np.ndarray, window: tuple[int, int], n: int) -> Frames:

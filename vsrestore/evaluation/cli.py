@@ -65,8 +65,11 @@ def parser() -> argparse.ArgumentParser:
     src.add_argument("--frames", type=int, metavar="N",
                      help="deblock: frames per pan / from the start of a clip (default 8); other tasks: "
                           "frames spread over each clip (default 3)")
+    src.add_argument("--start", type=int, default=0, metavar="N",
+                     help="clips: first frame used (default 0; e.g. past black leader frames)")
     src.add_argument("--crop", type=int, metavar="N", help="centre crop side of the ground truth, 0 = whole "
-                     "(default: sr/dnsr 384, denoise 256; deblock: N x N pans instead of 320x240)")
+                     "(default: sr/dnsr 384, denoise 256; deblock: N x N pans / clip centres instead "
+                     "of 320x240)")
     src.add_argument("--limit", type=int, metavar="N", help="only the first N pictures")
     deg = ap.add_argument_group("degradation")
     deg.add_argument("--scale", type=int, choices=(2, 4), help="sr: 2 (default) or 4")
@@ -96,7 +99,7 @@ def _check(ap: argparse.ArgumentParser, a: argparse.Namespace) -> None:
         ap.error(f"--sigma must be in (0, 75] (0-255 scale), got {a.sigma:g}")
     if a.crf is not None and not 0 <= a.crf <= 51:
         ap.error(f"--crf must be in 0..51 (libx264), got {a.crf:g}")
-    for opt, lo in (("crop", 0), ("limit", 1), ("frames", 1), ("crops", 0)):
+    for opt, lo in (("crop", 0), ("limit", 1), ("frames", 1), ("crops", 0), ("start", 0)):
         v = getattr(a, opt)
         if v is not None and v < lo:
             ap.error(f"--{opt} must be >= {lo}, got {v}")
@@ -104,6 +107,8 @@ def _check(ap: argparse.ArgumentParser, a: argparse.Namespace) -> None:
         ap.error(f"--crop must be 0 (whole picture) or at least 32, got {a.crop}")
     if a.all_pictures and not a.manifest:
         ap.error("--all-pictures needs --manifest")
+    if a.start and not a.clips:
+        ap.error("--start applies to --clips")
     for m in a.model:
         p = Path(m).expanduser()
         if (p.suffix in MODEL_SUFFIXES or "/" in m) and not p.is_file():
@@ -170,13 +175,16 @@ def _clip_frames(ap: argparse.ArgumentParser, path: Path, a: argparse.Namespace)
         ap.error(f"cannot open clip {path}: {e}")
     rgb = color.to_rgbs(clip, color.describe(clip))
     n = clip.num_frames
+    if a.start >= n:
+        ap.error(f"{path}: --start {a.start} is past the clip's last frame ({n - 1})")
     if a.task == "deblock":
-        picks = list(range(min(n, a.frames or 8)))
+        picks = list(range(a.start, min(n, a.start + (a.frames or 8))))
         if len(picks) < 2:
-            ap.error(f"{path}: deblock needs at least 2 frames, the clip has {n}")
+            ap.error(f"{path}: deblock needs at least 2 frames, the clip has {n - a.start} from "
+                     f"--start {a.start}")
     else:
-        k = min(n, a.frames or 3)
-        picks = sorted({round(i * (n - 1) / max(1, k - 1)) for i in range(k)})
+        k = min(n - a.start, a.frames or 3)
+        picks = sorted({a.start + round(i * (n - 1 - a.start) / max(1, k - 1)) for i in range(k)})
     return [np.clip(frame_to_array(rgb.get_frame(i)), 0.0, 1.0) for i in picks]
 
 
@@ -234,7 +242,10 @@ def _settings(a: argparse.Namespace, cfg: ev.Config, crop: int | None,
         s["crf"] = cfg.crf
         s["encoded_frames"] = a.frames or 8
         s["levels"] = {x.name: round(float(x.level or 0), 3) for x in samples}
-        s["crop_text"] = f"{samples[0].ref[0].shape[2]}x{samples[0].ref[0].shape[1]} pans" if samples else ""
+        kind = "clip centres" if not (a.images or a.manifest) and a.clips else "pans"
+        s["crop_text"] = f"{samples[0].ref[0].shape[2]}x{samples[0].ref[0].shape[1]} {kind}" if samples else ""
+        if a.clips:
+            s["start"] = a.start
     else:
         s["crop"] = crop
         s["crop_text"] = f"centre crops of {crop} px" if crop else "whole pictures"

@@ -215,14 +215,27 @@ def train(recipe: Recipe, manifest: Path, out_dir: Path, work: Path, device: str
             for v in net.state_dict().values():
                 if v.is_floating_point():
                     v.copy_(v.half().float())
-    metrics = evaluate.evaluate(recipe, net, held, device, reference)
+    calibration = _calibrate(recipe, net, train_paths, device)
+    metrics = evaluate.evaluate(recipe, net, held, device, reference, _scale(calibration))
     out_dir.mkdir(parents=True, exist_ok=True)
     from safetensors.torch import save_file
 
     save_file({k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
                for k, v in net.state_dict().items()}, str(out_dir / f"{recipe.name}.safetensors"))
     return card(recipe, net, train_paths, held, metrics, device, round(spent),
-                "float16" if half else "float32", precision)
+                "float16" if half else "float32", precision, calibration)
+
+
+def _calibrate(recipe: Recipe, net: nn.Module, train_paths: list[Path], device: str) -> dict[str, Any] | None:
+    """Deblock models: the blind level's calibration factor, from training pictures."""
+    if recipe.task != "deblock":
+        return None
+    log.info("calibrating the blind level on training pictures")
+    return evaluate.calibrate_level_scale(net, train_paths, device)
+
+
+def _scale(calibration: dict[str, Any] | None) -> float:
+    return float(calibration["level_scale"]) if calibration else 1.0
 
 
 def _command(recipe: Recipe, precision: str = "fp32") -> str:
@@ -262,12 +275,18 @@ def parse_loss(text: str, recipe: Recipe) -> dict[str, float]:
 
 def card(recipe: Recipe, net: nn.Module, train_paths: list[Path], held: list[Path],
          metrics: dict[str, Any], device: str, seconds: int | None = None,
-         stored: str = "float32", precision: str = "fp32") -> dict[str, Any]:
+         stored: str = "float32", precision: str = "fp32",
+         calibration: dict[str, Any] | None = None) -> dict[str, Any]:
     level = {"denoise": "4th input plane = noise sigma / 255 (0-255 scale sigma)",
              "dnsr": "4th input plane = noise sigma / 255 of the low-resolution input",
              "deblock": "4th input plane = RMS compression error / 255 (0-255 scale)"}.get(recipe.task)
     where = (torch.cuda.get_device_name(0) if device.startswith("cuda")
              else f"{platform.processor() or platform.machine()}, {recipe.threads} CPU threads")
+    extra = {} if calibration is None else {
+        "level_scale": calibration["level_scale"],  # vr.deblock's blind level = self-consistent x this
+        "level_calibration": {"method": "mean Y-PSNR over factors on training-picture pans "
+                                        "(x264 CRF 32/40/46), see training.evaluate.calibrate_level_scale",
+                              **{k: v for k, v in calibration.items() if k != "level_scale"}}}
     return {
         "name": recipe.name, "task": recipe.task, "scale": recipe.scale, "kind": recipe.kind,
         "summary": recipe.summary,
@@ -288,6 +307,7 @@ def card(recipe: Recipe, net: nn.Module, train_paths: list[Path], held: list[Pat
         "trained_on": f"{where}, torch {torch.__version__}",
         "train_seconds": seconds,  # the training loop, summed over resumed runs (no data prep, no eval)
         "weights_dtype": stored,  # the file's; the network runs in float32 (or fp16 where asked)
+        **extra,
     }
 
 
@@ -301,13 +321,14 @@ def reevaluate(name: str, manifest: Path, device: str = "cpu") -> dict[str, Any]
     net = models.resolve(name, "evaluate").module.to(device)
     train_paths, held = tasks.split_for(recipe, data.read_manifest(manifest))
     reference = models.resolve(recipe.init[0], "evaluate").module if recipe.kind == "perceptual" else None
-    metrics = evaluate.evaluate(recipe, net, held, device, reference)
+    calibration = _calibrate(recipe, net, train_paths, device)
+    metrics = evaluate.evaluate(recipe, net, held, device, reference, _scale(calibration))
     from safetensors import safe_open
 
     with safe_open(str(info.path), "pt") as f:
         dtypes = {str(f.get_slice(k).get_dtype()) for k in f.keys()}
     fresh = card(recipe, net, train_paths, held, metrics, device,
-                 stored="float16" if "F16" in dtypes else "float32")
+                 stored="float16" if "F16" in dtypes else "float32", calibration=calibration)
     for key in ("trained_on", "train_seconds", "recipe", "command"):  # the training record
         fresh[key] = info.card.get(key, fresh.get(key))
     return fresh
