@@ -71,6 +71,7 @@ def test_denoise_skips_with_reasons_and_runs_a_given_model(tmp_path: Path, tiny_
     assert m["dfttest2-rgb24"]["status"] == "skipped" and "dfttest2_cpu" in m["dfttest2-rgb24"]["reason"]
     assert m["ours:tiny-x2"]["status"] == "skipped" and m["ours:tiny-x2"]["reason"].startswith("failed:")
     assert m["ours:tiny-drunet"]["status"] == "ok" and m["oracle:tiny-drunet"]["status"] == "ok"
+    assert m["ours:tiny-drunet"]["label"].endswith("(tiny-drunet.safetensors)")  # a file: its name
     assert m["input"]["mean"]["psnr_rgb"] == pytest.approx(22.1, abs=1.0)  # sigma 20 noise
     nl = m["nlmeans-yuv444p"]
     assert nl["status"] == "ok" and res["best_peer"] == "nlmeans-yuv444p"

@@ -123,6 +123,8 @@ def _ours(cfg: Config) -> list[Method]:
     for m in (None, *cfg.models):
         label, miss = _model_label(m, task, scale), _model_missing(m, task, scale)
         tag = "" if m is None else f":{label}"
+        if m is not None and Path(m).suffix:  # a file: its name shown (a shipped model's copy is told apart)
+            label = Path(m).name
         mk = "" if m is None else f", model={str(m)!r}"
         blind = "" if task == "sr" else f"{joint}blind "
         res.append(Method(key=f"ours{tag}", label=f"vr.{name} {blind}({label})", kind="ours",
