@@ -182,8 +182,8 @@ def test_errors_name_filter_and_fix() -> None:
         degrain(core.std.BlankClip(format=vs.RGB24, width=32, height=32), G.stock_profile("16mm"))
     with pytest.raises(vs.Error, match=r"degrain: the clip is 8x8, too small.*Fix: pass a profile"):
         degrain(core.std.BlankClip(format=vs.GRAY8, width=8, height=8))
-    with pytest.raises(vs.Error, match=r"^degrain: cannot measure the clip's grain: the chroma planes .* 10x8.*"
-                       r"Fix: pass profile= measured on a larger clip"):
+    with pytest.raises(vs.Error, match=r"^degrain: cannot measure the clip's grain: the chroma planes "
+                       r".* 10x8.*Fix: pass profile= measured on a larger clip"):
         degrain(core.std.BlankClip(format=vs.YUV410P8, width=40, height=32, length=5))
     with pytest.raises(vs.Error, match=r"degrain: .*Fix"):
         degrain(core.std.BlankClip(format=vs.GRAY32, width=32, height=32), strength=1)

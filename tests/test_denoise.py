@@ -50,9 +50,10 @@ def test_blind_deblock_level_uses_the_cards_scale(noisy_clip, tiny_drunet, monke
     value is refused by name."""
     from dataclasses import replace
 
+    from vsrestore.filters import deblock as db
+
     from vsrestore import levels
     from vsrestore import models as registry
-    from vsrestore.filters import deblock as db
     from vsrestore.runtime.apply import prepare_runner
 
     lm = registry.resolve(str(tiny_drunet), "deblock")

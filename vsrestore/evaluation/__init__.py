@@ -11,8 +11,8 @@ Tasks (degradation -> methods -> main metric):
   ``bm3d`` (one step on gbrp and yuv444p, two steps on yuv444p), ffmpeg ``nlmeans`` (gbrp,
   yuv444p), dfttest2 (CPU, ``tbsize=1``; RGB24, YUV444P8). RGB PSNR.
 - ``deblock`` (``crf``): short 320x240 pans (1 px a frame) over each picture, or the
-  320x240 centre of frames of real clips (from ``--start``), through libx264 CRF N preset medium as one GOP
-  (:func:`vsrestore.degradations.codec_roundtrip`); measured on the first, middle and last
+  320x240 centre of frames of real clips (from ``--start``), through libx264 CRF N preset
+  medium as one GOP (:func:`vsrestore.degradations.codec_roundtrip`); measured on the first, middle and last
   frame. Ours: ``vr.deblock(clip)`` (blind; ``oracle``: the true RMS level); peer:
   ``core.deblock.Deblock``; the crushed input itself. Y-PSNR (BT.601, full frame).
 - ``dnsr`` (``sigma``): the ``sr`` x2 pair with that noise on the low-resolution input.

@@ -243,7 +243,8 @@ def _settings(a: argparse.Namespace, cfg: ev.Config, crop: int | None,
         s["encoded_frames"] = a.frames or 8
         s["levels"] = {x.name: round(float(x.level or 0), 3) for x in samples}
         kind = "clip centres" if not (a.images or a.manifest) and a.clips else "pans"
-        s["crop_text"] = f"{samples[0].ref[0].shape[2]}x{samples[0].ref[0].shape[1]} {kind}" if samples else ""
+        size = f"{samples[0].ref[0].shape[2]}x{samples[0].ref[0].shape[1]}" if samples else ""
+        s["crop_text"] = f"{size} {kind}" if samples else ""
         if a.clips:
             s["start"] = a.start
     else:

@@ -7,8 +7,8 @@
   clipped, 8 bit), with the true sigma and blind (sigma estimated by :mod:`vsrestore.levels`).
 - ``deblock``: Y-PSNR on 320x240 held-out pans (8 frames, 1 px/frame) crushed by libx264
   CRF 40 preset medium, with the true level and the blind one: the self-consistent level
-  times the model's ``level_scale``, which :func:`calibrate_level_scale` picks on
-  *training* pictures (the held-out ones never tune it).
+  with its part that is not white noise times the model's ``level_scale``, which
+  :func:`calibrate_level_scale` picks on *training* pictures (held-out ones never tune it).
 - ``dnsr``: PSNR-Y at x2 with sigma 25 noise on the low-resolution input: the joint model
   vs denoise-then-upscale with the shipped ``denoise-drunet`` and ``sr-compact-x2``.
 """
@@ -37,7 +37,7 @@ METHODS = {
                "15/25/50 (seeded, clipped, 8 bit); true sigma and blind (estimated) sigma",
     "deblock": "Y-PSNR (BT.601, full frame), 320x240 held-out pans (8 frames, 1 px/frame) through "
                "libx264 CRF 40 preset medium, frames 0/3/7; true level and blind level (self-consistent "
-               "level x the card's level_scale, calibrated on training pictures)",
+               "level, its non-noise part x the card's level_scale, calibrated on training pictures)",
     "dnsr": "PSNR-Y at x2 (as sr, 384 crops) with Gaussian sigma 15/25 on the low-resolution input; "
             "the joint model vs denoise-drunet then sr-compact-x2 (both blind sigma)",
 }
@@ -112,8 +112,9 @@ def calibrate_level_scale(net: Net, train_paths: list[Path], device: str = "cpu"
     A deblocker removes only part of the compression error, so the level at which its own
     correction has RMS L sits below the true level (a third to a half of it on photo pans
     and real clips); the part of it that is not white noise is scaled
-    (:func:`vsrestore.levels.scaled_level`). The factor in :data:`LEVEL_SCALES` with the best mean Y-PSNR on
-    *pictures* training pictures (spread over the sorted list, x264 CRF 32/40/46 cycled) is kept; ties go to the smaller factor.
+    (:func:`vsrestore.levels.scaled_level`). The factor in :data:`LEVEL_SCALES` with the
+    best mean Y-PSNR on *pictures* training pictures (spread over the sorted list, x264
+    CRF 32/40/46 cycled) is kept; ties go to the smaller factor.
     """
     pics = tasks.unique_pictures(train_paths)
     pics = pics[::max(1, len(pics) // pictures)]

@@ -283,7 +283,7 @@ def card(recipe: Recipe, net: nn.Module, train_paths: list[Path], held: list[Pat
     where = (torch.cuda.get_device_name(0) if device.startswith("cuda")
              else f"{platform.processor() or platform.machine()}, {recipe.threads} CPU threads")
     extra = {} if calibration is None else {
-        "level_scale": calibration["level_scale"],  # vr.deblock's blind level = self-consistent x this
+        "level_scale": calibration["level_scale"],  # vr.deblock: levels.scaled_level(..., this)
         "level_calibration": {"method": "mean Y-PSNR over factors on training-picture pans "
                                         "(x264 CRF 32/40/46), see training.evaluate.calibrate_level_scale",
                               **{k: v for k, v in calibration.items() if k != "level_scale"}}}
