@@ -29,6 +29,7 @@ Nothing is synthesized: the output only mixes real pixels of the clip and remove
 
 from __future__ import annotations
 
+import logging
 import math
 
 import cv2
@@ -43,6 +44,7 @@ from vsrestore.errors import VSRestoreError, check_clip
 from vsrestore.grainmodel import GrainProfile
 
 core = vs.core
+log = logging.getLogger("vsrestore.degrain")
 NAME = "degrain"
 _PATCH = 2.5  # Gaussian window (px) of the patch distance
 _FALLOFF = 1.0  # weight exp(-_FALLOFF * excess distance)
@@ -108,12 +110,16 @@ def degrain(clip: vs.VideoNode, profile: GrainProfile | None = None, *, strength
         if clip.width < 16 or clip.height < 16:
             raise VSRestoreError(NAME, f"the clip is {clip.width}x{clip.height}, too small to measure "
                                  "its grain", "pass a profile measured on a larger clip")
+        log.info("degrain: measuring the grain on up to 8 motion-compensated frame triples (once, "
+                 "before the first frame; upstream filters render those frames)")
         try:
             profile = measure(clip)
         except VSRestoreError as e:  # analyze_grain's complaint, under this filter's name
             raise VSRestoreError(NAME, f"cannot measure the clip's grain: {e.problem}",
                                  f"pass profile= measured on a larger clip (vr.analyze_grain); {e.fix}"
                                  if e.fix else "pass profile= measured on a larger clip") from e
+        log.info("degrain: measured grain sigma %s (median over luma, 0-255 scale)",
+                 ", ".join(f"{c} {_median_sigma(profile, i):.2f}" for i, c in enumerate(profile.channels)))
     plans = [_plan(profile, p, float(strength)) for p in range(fmt.num_planes)]
     if fmt.color_family == vs.RGB:  # the weight luma's sigma: the channel curves combined like luma
         sig_w = sum((k * plans[p][0] for p, k in enumerate(_RGB_Y)), np.zeros_like(plans[0][0]))
@@ -216,6 +222,12 @@ def measure(clip: vs.VideoNode, *, samples: int = 8, preset: str = "fast") -> Gr
 
     aligned = map_frames(blank, [blank], put)
     return analyze_grain(aligned, frames=list(range(1, len(triples), 3)))
+
+
+def _median_sigma(profile: GrainProfile, c: int) -> float:
+    """Channel *c*'s sigma, median over the luma bins that had pixels, on the 0-255 scale."""
+    vals = [s for s, k in zip(profile.sigma[c], profile.counts[c], strict=True) if k > 0 and math.isfinite(s)]
+    return 255.0 * float(np.median(vals)) if vals else float("nan")
 
 
 def _check_channels(profile: GrainProfile, fmt: vs.VideoFormat) -> None:

@@ -96,6 +96,21 @@ def test_measure_reads_sigma_on_a_pan() -> None:
     assert np.median(np.array(A.analyze_grain(gray(noisy)).sigma[0])[ok] / truth[ok]) > 1.4
 
 
+def test_measurement_is_reported_on_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    """Measuring renders upstream frames before the first output frame: the log says so and what it found."""
+    noisy = gray(add_grain(pan("astronaut", 1.0, n=6), seed=2))
+    with caplog.at_level("INFO", logger="vsrestore.degrain"):
+        degrain(noisy)
+    lines = [r.getMessage() for r in caplog.records if r.name == "vsrestore.degrain"]
+    assert len(lines) == 2 and "measuring the grain" in lines[0]
+    sigma = float(lines[1].split("sigma Y ")[1].split()[0])
+    assert sigma == pytest.approx(255 * S0 * 0.8, rel=0.35)  # the generator's sigma, mid-luma weighted
+    caplog.clear()
+    with caplog.at_level("INFO", logger="vsrestore.degrain"):
+        degrain(noisy, G.stock_profile("16mm", ("Y",)))
+    assert not [r for r in caplog.records if r.name == "vsrestore.degrain"]
+
+
 def test_strength_zero_is_the_input_and_determinism() -> None:
     src = core.std.BlankClip(format=vs.YUV420P8, width=64, height=48, length=4, color=[100, 128, 128])
     src = core.std.SetFrameProps(src, _Matrix=1)
