@@ -70,6 +70,9 @@ def despot(clip: vs.VideoNode, *, strength: float = 1.0, output_mask: bool = Fal
     if clip.num_frames < 3:
         raise VSRestoreError(NAME, f"the clip has {clip.num_frames} frames; spike detection needs 3",
                              "pass a clip with at least 3 frames")
+    if min(clip.width, clip.height) < 4:
+        raise VSRestoreError(NAME, f"the clip is {clip.width}x{clip.height}; dust detection needs at least "
+                             "4x4 pixels", "pass a larger clip (or leave such thumbnails untouched)")
     if strength == 0 and not output_mask:
         return clip
     assert clip.format is not None
@@ -244,9 +247,16 @@ def _unpack_lines(v: object, h: int) -> list[lines_.Line]:
     return lines
 
 
+def _offsets(fl: vs.VideoFrame) -> list[int]:
+    """The neighbour offsets in a stage-2/2b/3 frame's props (after the leading 0). A frame
+    with none (a one-frame shot) stores ``[0]``, which VapourSynth reads back as a plain int."""
+    v = fl.props[_OFFS]
+    return [int(x) for x in (v if isinstance(v, (list, tuple)) else [v])[1:]]
+
+
 def _neighbours(fl: vs.VideoFrame, h: int, w: int) -> tuple[list[int], list[np.ndarray]]:
     """Offsets of a frame's neighbours and its flows to them, from its stage-2b frame."""
-    offs = [int(v) for v in list(fl.props[_OFFS])[1:]]
+    offs = _offsets(fl)
     a = np.asarray(fl[0])
     return offs, [_dec_flow(np.asarray(a[2 * h * i:2 * h * (i + 1)])).reshape(2, h, w)
                   for i in range(len(offs))]
@@ -313,7 +323,7 @@ def _flow_to(fl: list[vs.VideoFrame], n: int, d: int, h: int, w: int) -> np.ndar
     if d > 0:
         return np.asarray(fl[SPAN][0])[2 * h * (d - 1):2 * h * d]
     src = fl[SPAN + d]
-    if -d not in list(src.props[_OFFS]):
+    if -d not in _offsets(src):
         raise RuntimeError(f"despot: frame {n}'s flow from frame {n + d} was not computed")
     a = np.asarray(src[0])
     return _enc_flow(robustflow.invert(_dec_flow(a[2 * h * (-d - 1):2 * h * -d]).reshape(2, h, w)))

@@ -209,5 +209,23 @@ def test_errors(dust):
         despot(clip, strength=-1)
     with pytest.raises(VSRestoreError, match="needs 3"):
         despot(clip[:2])
+    with pytest.raises(VSRestoreError, match="despot: the clip is 3x2; .* at least 4x4"):
+        despot(core.std.BlankClip(format=vs.GRAY8, width=3, height=2, length=4))
+    tiny = core.std.BlankClip(format=vs.GRAY8, width=4, height=4, length=4, color=60)
+    assert np.asarray(despot(tiny).get_frame(2)[0]).tolist() == [[60] * 4] * 4  # the smallest size renders
     with pytest.raises(vs.Error, match="despot"):
         despot("clip")  # type: ignore[arg-type]
+
+
+def test_one_frame_shot_between_cuts():
+    """A frame with no neighbour in its shot (a flash frame between two cuts) has nothing to vote
+    with: it renders, unchanged, and so do the shots around it (this used to raise TypeError: a
+    one-element prop list reads back as a plain int)."""
+    rng = np.random.default_rng(5)
+    a = fd.pan(photo("astronaut"), 4, W, H, step=(4, 2), rng=rng)
+    b = fd.pan(photo("coffee"), 1, W, H, step=(0, 0), rng=rng)
+    c = fd.pan(photo("chelsea"), 4, W, H, step=(2, 2), rng=rng)
+    frames = a + b + c
+    masks, out, _ = _render(frames)
+    assert np.array_equal(out[4], frames[4]) and not masks[4].any()
+    assert min(_psnr(o, f) for o, f in zip(out, frames, strict=True)) >= 45
