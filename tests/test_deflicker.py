@@ -30,12 +30,12 @@ def _gain_field(rng: np.random.Generator, amp: float, h: int = H, w: int = W) ->
 
 
 def make_scene(pan: bool, *, flicker: bool = True, levels: np.ndarray | None = None, seed: int = 0,
-               frames: int = T) -> tuple[list[np.ndarray], list[np.ndarray]]:
+               frames: int = T, background: str = "astronaut") -> tuple[list[np.ndarray], list[np.ndarray]]:
     """(clean, degraded) RGB frames in 0..1. The pan moves the photo 1 px/frame left and a
     patch of another photo by (+1, -2) px/frame; flicker is a global gain U(0.9, 1.1) times a
     smooth local field +-5 %, new every frame; noise sigma 0.01; *levels* is a fade."""
     rng = np.random.default_rng(seed)
-    bg = 0.05 + 0.8 * photo("astronaut")
+    bg = 0.05 + 0.8 * photo(background)
     fg = 0.05 + 0.8 * photo("coffee")[:, 100:164, 200:264]
     clean, degraded = [], []
     for t in range(frames):
@@ -74,6 +74,16 @@ def test_removes_global_and_local_flicker(pan: bool) -> None:
     before, after = block_flicker(src, clean), block_flicker(out, clean)
     assert before > 0.05
     assert after <= 0.2 * before, f"residual flicker {after / before:.3f} of the input's"
+
+
+@pytest.mark.parametrize("pan", [False, True], ids=["static", "pan"])
+def test_flat_sky_is_corrected_too(pan: bool) -> None:
+    """scikit-image's rocket: the crop is mostly a flat, shallow sky gradient, where DIS takes part
+    of a brightness change for motion. Measured 0.10 / 0.09 of the input's flicker (static / pan);
+    0.22 / 0.27 when the flow there was used as DIS gives it."""
+    clean, src = make_scene(pan, background="rocket")
+    out = clip_to_arrays(deflicker(clip_from_arrays(src, vs.RGBS)))
+    assert block_flicker(out, clean) <= 0.15 * block_flicker(src, clean)
 
 
 def _fade_levels(hold: int = 8, ramp: int = 24) -> np.ndarray:
