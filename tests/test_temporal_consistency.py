@@ -20,17 +20,18 @@ BG_V, FG_V = (2, 2), (-4, 2)  # (dy, dx) per frame at full resolution: backgroun
 FG_SIZE, FG_POS = 48, (56, 96)
 
 
-def scene() -> tuple[list[np.ndarray], list[np.ndarray]]:
+def scene(background: str = "astronaut", h: int = H, w: int = W, fg_size: int = FG_SIZE,
+          fg_pos: tuple[int, int] = FG_POS) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Ground-truth frames and per-pixel true backward motion masks (foreground masks)."""
-    bg, fg = photo("astronaut"), photo("coffee")[:, 100:100 + FG_SIZE, 200:200 + FG_SIZE]
+    bg, fg = photo(background), photo("coffee")[:, 100:100 + fg_size, 200:200 + fg_size]
     frames, masks = [], []
     for t in range(T):
         y0, x0 = 40 + BG_V[0] * t, 40 + BG_V[1] * t
-        f = bg[:, y0:y0 + H, x0:x0 + W].copy()
-        fy, fx = FG_POS[0] + FG_V[0] * t, FG_POS[1] + FG_V[1] * t
-        f[:, fy:fy + FG_SIZE, fx:fx + FG_SIZE] = fg
-        m = np.zeros((H, W), bool)
-        m[fy:fy + FG_SIZE, fx:fx + FG_SIZE] = True
+        f = bg[:, y0:y0 + h, x0:x0 + w].copy()
+        fy, fx = fg_pos[0] + FG_V[0] * t, fg_pos[1] + FG_V[1] * t
+        f[:, fy:fy + fg_size, fx:fx + fg_size] = fg
+        m = np.zeros((h, w), bool)
+        m[fy:fy + fg_size, fx:fx + fg_size] = True
         frames.append(f)
         masks.append(m)
     return frames, masks
@@ -40,11 +41,12 @@ def e_warp(frames: list[np.ndarray], masks: list[np.ndarray]) -> float:
     """Lai et al.: mean squared difference of frame t and frame t-1 warped by the true motion,
     occlusion boundaries (6 px around the foreground in either frame) and borders excluded."""
     errs = []
+    h, w = frames[0].shape[1:]
     for t in range(1, len(frames)):
         cur, prev = frames[t], frames[t - 1]
         warped = np.zeros_like(cur)  # the strip the pan uncovers lies in the excluded border
         by, bx = BG_V
-        warped[:, : H - by, : W - bx] = prev[:, by:, bx:]  # background: cur(x) = prev(x + v)
+        warped[:, : h - by, : w - bx] = prev[:, by:, bx:]  # background: cur(x) = prev(x + v)
         fy, fx = FG_V
         m = masks[t]
         ys, xs = np.nonzero(m)
@@ -64,14 +66,20 @@ def psnr(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     return float(10 * np.log10(1.0 / mse))
 
 
+def _restore(truth: list[np.ndarray]) -> tuple[vs.VideoNode, vs.VideoNode]:
+    """(noisy half-size source, its per-frame x2 upscale)."""
+    rng = np.random.default_rng(7)
+    h, w = truth[0].shape[1:]
+    lr = [t.reshape(3, h // 2, 2, w // 2, 2).mean(axis=(2, 4)) for t in truth]
+    noisy = [np.clip(x + rng.normal(0, 0.03, x.shape), 0, 1).astype(np.float32) for x in lr]
+    src = clip_from_arrays(noisy, vs.RGBS)
+    return src, upscale(src, 2)
+
+
 @pytest.fixture(scope="module")
 def restored() -> tuple[vs.VideoNode, vs.VideoNode, list[np.ndarray], list[np.ndarray]]:
     truth, masks = scene()
-    rng = np.random.default_rng(7)
-    lr = [t.reshape(3, H // 2, 2, W // 2, 2).mean(axis=(2, 4)) for t in truth]
-    noisy = [np.clip(x + rng.normal(0, 0.03, x.shape), 0, 1).astype(np.float32) for x in lr]
-    src = clip_from_arrays(noisy, vs.RGBS)
-    return src, upscale(src, 2), truth, masks
+    return *_restore(truth), truth, masks
 
 
 @pytest.mark.parametrize("radius", [1, 2])
@@ -83,6 +91,17 @@ def test_ewarp_drops_80_percent_psnr_kept(restored, radius: int) -> None:
     p0, p1 = psnr(base, truth), psnr(ours, truth)
     assert e1 <= 0.2 * e0, (e0, e1)
     assert p1 >= p0 - 0.1, (p0, p1)
+
+
+def test_flat_noisy_sky_is_stabilised_too() -> None:
+    """skimage's rocket (mostly a flat sky) at twice the size: DIS returns noise-driven vectors on
+    the sky, which the filter replaces by the frame's median motion there. Measured E_warp -85.4 %
+    at radius 1 (-79.9 % with DIS's sky vectors), PSNR +2.3 dB."""
+    truth, masks = scene("rocket", 2 * H, 2 * W, 2 * FG_SIZE, (2 * FG_POS[0], 2 * FG_POS[1]))
+    src, per_frame = _restore(truth)
+    base, ours = clip_to_arrays(per_frame), clip_to_arrays(temporal_consistency(per_frame, src))
+    assert e_warp(ours, masks) <= 0.18 * e_warp(base, masks)
+    assert psnr(ours, truth) >= psnr(base, truth) - 0.1
 
 
 def test_strength_zero_is_bit_exact_noop(restored) -> None:
