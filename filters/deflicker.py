@@ -32,7 +32,9 @@ def deflicker(clip: vs.VideoNode, *, radius: int = 16, strength: float = 1.0, bl
     """Remove frame-to-frame brightness flicker, globally and per region, keeping fades and lights.
 
     Each frame is compared with the previous one through dense optical flow (DIS): the
-    previous frame is motion-compensated onto it and only well-compensated pixels are kept:
+    previous frame is motion-compensated onto it (on textureless areas, e.g. a sky, with the
+    median motion of the textured ones: DIS would take flicker there for motion) and only
+    well-compensated pixels are kept:
     those passing the flow's forward-backward check, neither crushed nor clipped, and whose
     log-ratio lies within 4 robust sigmas of their block's median log-ratio (moving edges,
     occlusions and misregistration drop out). From them, with edges weighted down, come a

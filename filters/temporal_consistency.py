@@ -24,8 +24,10 @@ def temporal_consistency(clip: vs.VideoNode, source: vs.VideoNode | None = None,
     ``n-radius .. n+radius``, each neighbour motion-compensated onto frame ``n``
     with dense optical flow measured on *source* (the clip before per-frame
     processing, which carries the true motion; it may be smaller than *clip*, e.g.
-    the input of ``vr.upscale``: the flow is scaled to fit). A neighbour's weight is
-    zero where the flow fails its forward-backward check (occlusions), where the
+    the input of ``vr.upscale``: the flow is scaled to fit; where *source* has no
+    texture above its noise, the frame's median motion replaces DIS's noise-driven
+    vectors). A neighbour's weight is zero where the flow fails its forward-backward
+    check (occlusions), where the
     compensated neighbour differs from the frame by more than the typical residual
     (misaligned moving edges would otherwise ghost), and across scene cuts. Nothing
     is invented: the output only mixes real pixels of the clip.
