@@ -19,9 +19,9 @@ _ANALYSIS_SIDE = 640  # analysis luma is at most about this many pixels on its l
 _DARK, _BRIGHT = 0.03, 0.97  # pixels outside this luma range carry no usable gain
 _MIN_FILL = 0.1  # a block needs this fraction of usable pixels to get its own gain
 _EDGE = 0.02  # luma gradient (per pixel) at which a pixel's weight halves
-# local gradient RMS per pixel (Gaussian window sigma) at which DIS's flow weighs half in _flow; 0.01
-# fixed skies as well but changed a clip without flicker (bikes.mp4) more than before
-_TEXTURE, _TEXTURE_SIGMA = 0.003, 4.0
+# local gradient RMS per pixel at which DIS's flow weighs half in _flow; 0.01 fixed skies as
+# well but changed a clip without flicker (bikes.mp4) more than before
+_TEXTURE = 0.003
 _JUMP = 0.4  # a global step larger than this (log gain, ~50 %) is a light change: the window stops
 _MAX_LOG = math.log(2.0)  # corrections are clamped to 0.5x .. 2x
 _P_GAIN, _P_CUT, _P_GRID = "_vsr_dfl_gain", "_vsr_dfl_cut", "_vsr_dfl_grid"
@@ -182,21 +182,13 @@ def _flow(a: np.ndarray, b: np.ndarray, preset: str) -> np.ndarray:
     motion along the gradient, and DIS takes part of the flicker for motion (measured: 1-2 px of
     made-up flow in a sky, and block gains up to 0.027 off per pair where textured blocks are
     0.002 off). There the flow blends, by local texture energy, into the median flow of the
-    textured pixels: a flat area moves with the shot. (Two alternatives measured worse on a pan
-    with a second moving object: an affine RANSAC fit, which can lock onto the object, and a
-    texture-weighted local mean, into which the made-up flow of faint texture leaks.)
+    textured pixels (``motion.fill_textureless``): a flat area moves with the shot. (Two
+    alternatives measured worse on a pan with a second moving object: an affine RANSAC fit,
+    which can lock onto the object, and a texture-weighted local mean, into which the made-up
+    flow of faint texture leaks.)
     """
-    flow = motion.dense_flow(a, b, preset=preset)
-    sm = cv2.GaussianBlur(b, (0, 0), 1.0)
-    g2 = (cv2.Sobel(sm, cv2.CV_32F, 1, 0) ** 2 + cv2.Sobel(sm, cv2.CV_32F, 0, 1) ** 2) / 64.0
-    g2 = cv2.GaussianBlur(g2, (0, 0), _TEXTURE_SIGMA)
-    wt = g2 / (g2 + _TEXTURE**2)
-    if float(wt.min()) > 0.99:
-        return flow
-    sel = wt > 0.5
-    src = flow[:, sel] if int(sel.sum()) >= 64 else flow.reshape(2, -1)
-    glob = np.median(src, axis=1).astype(np.float32)[:, None, None]
-    return (wt * flow + (1 - wt) * glob).astype(np.float32)
+    return motion.fill_textureless(motion.dense_flow(a, b, preset=preset), b, floor=_TEXTURE,
+                                   textured_median=True)
 
 
 def _block_sum(x: np.ndarray, gh: int, gw: int, ab: int) -> np.ndarray:

@@ -112,23 +112,16 @@ def temporal_consistency(clip: vs.VideoNode, source: vs.VideoNode | None = None,
 
 def _fill_flat(flow: np.ndarray, img: np.ndarray) -> np.ndarray:
     """*flow* (defined on *img*'s grid) blended into its frame-wide median where *img* has no
-    texture above its noise.
+    texture above its noise (``motion.fill_textureless``; the noise sigma from the MAD of the
+    Laplacian).
 
     On flat areas DIS returns noise-driven vectors (0.5-0.7 px off on a noisy sky), so the
     neighbours blended there are misaligned from frame to frame and E_warp keeps what the
     shared frames would have cancelled; a flat area's exact motion hardly matters for its
-    pixels, its consistency does. The noise sigma comes from the MAD of the Laplacian.
+    pixels, its consistency does.
     """
-    sm = cv2.GaussianBlur(img, (0, 0), 1.0)
-    grad2 = (cv2.Sobel(sm, cv2.CV_32F, 1, 0) ** 2 + cv2.Sobel(sm, cv2.CV_32F, 0, 1) ** 2) / 64.0
-    g2 = cv2.GaussianBlur(grad2, (0, 0), 4.0)
     sigma = 1.4826 * float(np.median(np.abs(cv2.Laplacian(img, cv2.CV_32F, ksize=1)))) / np.sqrt(20.0)
-    # 0.041 sigma^2: the mean of g2 on white noise of that sigma; flow weighs half at 4x that
-    wt = g2 / (g2 + _FLAT_TEXTURE**2 + 4 * 0.041 * sigma**2)
-    if float(wt.min()) > 0.99:
-        return flow
-    med = np.median(flow.reshape(2, -1), axis=1).astype(np.float32)[:, None, None]
-    return (wt * flow + (1 - wt) * med).astype(np.float32)
+    return motion.fill_textureless(flow, img, floor=_FLAT_TEXTURE, noise=sigma)
 
 
 def frame_to_array_planes(frame: vs.VideoFrame) -> list[np.ndarray]:
