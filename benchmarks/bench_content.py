@@ -15,7 +15,7 @@ shipped in scikit-image as the background and prints one row per photo, ``!`` ma
 
     .venv/bin/python benchmarks/bench_content.py --photos rocket,camera,retina --stages deflicker
 
-(a photo must be at least 512 x 424 for the twice-size temporal scene; smaller ones skip it).
+(the twice-size temporal scene needs a photo of at least 444 x 380 pixels; smaller ones skip it).
 """
 
 from __future__ import annotations
