@@ -187,8 +187,8 @@ def _flow(a: np.ndarray, b: np.ndarray, preset: str) -> np.ndarray:
     which can lock onto the object, and a texture-weighted local mean, into which the made-up
     flow of faint texture leaks.)
     """
-    return motion.fill_textureless(motion.dense_flow(a, b, preset=preset), b, floor=_TEXTURE,
-                                   textured_median=True)
+    return motion.fill_textureless(motion.dense_flow(a, b, preset=preset),
+                                   motion.texture_weight(b, floor=_TEXTURE), textured_median=True)
 
 
 def _block_sum(x: np.ndarray, gh: int, gw: int, ab: int) -> np.ndarray:

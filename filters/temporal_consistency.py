@@ -27,8 +27,8 @@ def temporal_consistency(clip: vs.VideoNode, source: vs.VideoNode | None = None,
     the input of ``vr.upscale``: the flow is scaled to fit; where *source* has no
     texture above its noise, the frame's median motion replaces DIS's noise-driven
     vectors). A neighbour's weight is zero where the flow fails its forward-backward
-    check (occlusions), where the
-    compensated neighbour differs from the frame by more than the typical residual
+    check (occlusions), where the compensated neighbour differs from the frame by more
+    than the typical residual
     (misaligned moving edges would otherwise ghost), and across scene cuts. Nothing
     is invented: the output only mixes real pixels of the clip.
 
@@ -80,13 +80,20 @@ def temporal_consistency(clip: vs.VideoNode, source: vs.VideoNode | None = None,
         planes = frame_to_array_planes(frames[c])
         acc = [p.copy() for p in planes]
         wsum = np.ones_like(yc[c])
+        texture: dict[int, np.ndarray] = {}  # each source frame's texture weight, computed once
+
+        def fill(flow: np.ndarray, i: int) -> np.ndarray:
+            if i not in texture:
+                texture[i] = _texture(ys[i])
+            return motion.fill_textureless(flow, texture[i])
+
         for side in (-1, 1):
             for k in range(1, radius + 1):
                 j = c + side * k
                 if n + side * k < 0 or n + side * k >= clip.num_frames:
                     break
-                fwd = _fill_flat(motion.dense_flow(ys[j], ys[c], preset=preset), ys[c])  # neighbour onto n
-                rev = _fill_flat(motion.dense_flow(ys[c], ys[j], preset=preset), ys[j])
+                fwd = fill(motion.dense_flow(ys[j], ys[c], preset=preset), c)  # warps neighbour onto n
+                rev = fill(motion.dense_flow(ys[c], ys[j], preset=preset), j)
                 pair = (ys[j], ys[c], fwd) if side < 0 else (ys[c], ys[j], rev)
                 if motion.is_scene_cut(pair[0], pair[1], flow=pair[2]):
                     break  # nothing beyond a cut
@@ -110,10 +117,10 @@ def temporal_consistency(clip: vs.VideoNode, source: vs.VideoNode | None = None,
     return map_frames(clip, clips, fn)
 
 
-def _fill_flat(flow: np.ndarray, img: np.ndarray) -> np.ndarray:
-    """*flow* (defined on *img*'s grid) blended into its frame-wide median where *img* has no
-    texture above its noise (``motion.fill_textureless``; the noise sigma from the MAD of the
-    Laplacian).
+def _texture(img: np.ndarray) -> np.ndarray:
+    """Where flow on this source frame is trusted for its texture (``motion.texture_weight``,
+    the noise sigma from the MAD of the Laplacian); elsewhere ``motion.fill_textureless`` puts
+    the frame's median motion.
 
     On flat areas DIS returns noise-driven vectors (0.5-0.7 px off on a noisy sky), so the
     neighbours blended there are misaligned from frame to frame and E_warp keeps what the
@@ -121,7 +128,7 @@ def _fill_flat(flow: np.ndarray, img: np.ndarray) -> np.ndarray:
     pixels, its consistency does.
     """
     sigma = 1.4826 * float(np.median(np.abs(cv2.Laplacian(img, cv2.CV_32F, ksize=1)))) / np.sqrt(20.0)
-    return motion.fill_textureless(flow, img, floor=_FLAT_TEXTURE, noise=sigma)
+    return motion.texture_weight(img, floor=_FLAT_TEXTURE, noise=sigma)
 
 
 def frame_to_array_planes(frame: vs.VideoFrame) -> list[np.ndarray]:

@@ -380,13 +380,14 @@ def test_fill_textureless_keeps_texture_and_steadies_flat_areas() -> None:
     flow[0], flow[1] = 1.5, -0.5  # the shot's motion ...
     made_up = rng.normal(0, 0.7, (2, h, w - w // 2)).astype(np.float32)
     flow[:, :, w // 2:] += made_up  # ... and made-up vectors on the flat half
-    out = motion.fill_textureless(flow, img, floor=0.003, textured_median=True)
+    out = motion.fill_textureless(flow, motion.texture_weight(img, floor=0.003), textured_median=True)
     assert np.allclose(out[:, :, :w // 2 - 12], flow[:, :, :w // 2 - 12], atol=1e-3)
     flat = out[:, :, w // 2 + 20:]
     assert np.abs(flat[0] - 1.5).max() < 0.02 and np.abs(flat[1] + 0.5).max() < 0.02
     yy, xx = np.mgrid[:h, :w].astype(np.float32)
     textured = (0.4 + 0.2 * np.sin(xx * 0.8) + 0.2 * np.sin(yy * 0.7)).astype(np.float32)
-    assert motion.fill_textureless(flow, textured, floor=0.003) is flow  # texture everywhere: untouched
+    # texture everywhere: the flow comes back untouched
+    assert motion.fill_textureless(flow, motion.texture_weight(textured, floor=0.003)) is flow
     noisy = img + rng.normal(0, 0.03, img.shape).astype(np.float32)  # noise is not texture when given
-    steadied = motion.fill_textureless(flow, noisy, floor=0.003, noise=0.03)
+    steadied = motion.fill_textureless(flow, motion.texture_weight(noisy, floor=0.003, noise=0.03))
     assert np.abs(steadied[0, :, w // 2 + 20:] - 1.5).mean() < 0.15

@@ -198,28 +198,35 @@ def warp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
     return out[0] if src.ndim == 2 else out
 
 
-def fill_textureless(flow: np.ndarray, img: np.ndarray, *, floor: float, noise: float = 0.0,
-                     textured_median: bool = False) -> np.ndarray:
-    """*flow* (defined on *img*'s grid) blended into one median vector where *img* has no texture.
+def texture_weight(img: np.ndarray, *, floor: float, noise: float = 0.0) -> np.ndarray:
+    """How far dense flow on *img* can be trusted for its texture: ``(H, W)`` float32 in 0..1.
 
-    On flat areas DIS returns made-up vectors: driven by noise, or by a brightness change that
-    looks like motion along a shallow gradient (a sky). A flat area's exact motion hardly matters
-    for its own pixels, but vectors that change from frame to frame do. The weight of *flow* is
     ``g2 / (g2 + floor^2 + 4 * 0.041 * noise^2)``, with ``g2`` the local gradient energy (per
-    pixel, Gaussian window sigma 4 px; 0.041 noise^2 is its mean on white noise of sigma
-    *noise*). The median is over all pixels, or with *textured_median* over those where the flow
-    weighs over half (when there are 64 of them).
+    pixel, Gaussian window sigma 4 px; ``0.041 noise^2`` is its mean on white noise of sigma
+    *noise*, so noise alone does not count as texture). For :func:`fill_textureless`.
     """
     sm = cv2.GaussianBlur(img, (0, 0), 1.0)
     grad2 = (cv2.Sobel(sm, cv2.CV_32F, 1, 0) ** 2 + cv2.Sobel(sm, cv2.CV_32F, 0, 1) ** 2) / 64.0
     g2 = cv2.GaussianBlur(grad2, (0, 0), 4.0)
-    wt = g2 / (g2 + floor**2 + 4 * 0.041 * noise**2)
-    if float(wt.min()) > 0.99:
+    return g2 / (g2 + floor**2 + 4 * 0.041 * noise**2)
+
+
+def fill_textureless(flow: np.ndarray, weight: np.ndarray, *, textured_median: bool = False) -> np.ndarray:
+    """*flow* blended into one median vector where its frame has no texture (*weight*, from
+    :func:`texture_weight` of the frame the flow is defined on).
+
+    On flat areas DIS returns made-up vectors: driven by noise, or by a brightness change that
+    looks like motion along a shallow gradient (a sky). A flat area's exact motion hardly matters
+    for its own pixels, but vectors that change from frame to frame do. The result is
+    ``weight * flow + (1 - weight) * median``; the median is over all pixels, or with
+    *textured_median* over those where the weight is over half (when there are 64 of them).
+    """
+    if float(weight.min()) > 0.99:
         return flow
-    sel = wt > 0.5
+    sel = weight > 0.5
     src = flow[:, sel] if textured_median and int(sel.sum()) >= 64 else flow.reshape(2, -1)
     med = np.median(src, axis=1).astype(np.float32)[:, None, None]
-    return (wt * flow + (1 - wt) * med).astype(np.float32)
+    return (weight * flow + (1 - weight) * med).astype(np.float32)
 
 
 def flow_confidence(flow: np.ndarray, reverse: np.ndarray) -> np.ndarray:
