@@ -66,7 +66,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            init=("denoise-drunet",), steps=3000, batch=16, patch=64, lr=2e-4, eval_crop=256,
            summary="compression artefact removal (H.264/HEVC/JPEG blocking, ringing, mosquito noise)"),
     Recipe(name="dnsr-x2", task="dnsr", scale=2, arch="chain", init=("denoise-drunet", "sr-compact-x2"),
-           steps=3000, batch=16, patch=48, lr=2e-4, eval_crop=384,
+           steps=5000, batch=16, patch=48, lr=5e-4, eval_crop=384,
            summary="joint denoise + x2 SR: denoise-drunet and sr-compact-x2 fine-tuned end to end"),
 )}
 
