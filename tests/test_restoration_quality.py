@@ -75,12 +75,11 @@ def test_x4_beats_lanczos(tmp_path: Path) -> None:
     assert gain >= 1.0, m
 
 
-# x2 meets the issue's 0.75x (0.46x on the corpus held-out set). x4 does not yet: 0.77x on
-# these crops, 0.78x on the 12 corpus pictures (card), 0.73x on the six photos at 768 px; runs
-# with L1 weight 0.1 instead of 1.0 (0.79x) and with `--loss l1=0.5,gan=0.25` (ST-LPIPS 0.1170 on
-# the corpus pictures, card 0.1169) changed nothing, so it is bounded here at 0.80x
+# The issue's bar is 0.75x for both. Measured (`vsrestore eval sr --scale S --model NAME`): x2
+# 0.46x on the 12 corpus held-out pictures (card); x4 (L1 + VGG features + 2 x unit-feature
+# distance + GAN) 0.71x there, 0.69x on these three crops and 0.66x on the six photos at 768 px
 @pytest.mark.parametrize("scale,name,crop,bound", [(2, "sr-perceptual-x2", "256", 0.75),
-                                                   (4, "sr-perceptual-x4", "384", 0.80)])
+                                                   (4, "sr-perceptual-x4", "384", 0.75)])
 def test_perceptual_sr_lowers_stlpips_and_marks_its_frames(tmp_path: Path, scale: int, name: str,
                                                            crop: str, bound: float) -> None:
     """Issue bar: ST-LPIPS <= 0.75x the fidelity model's on the same inputs; it still beats

@@ -41,7 +41,8 @@ def test_every_recipe_is_consistent():
         assert r.arch in ("compact", "drunet", "chain")
         assert all(i in recipes.RECIPES for i in r.init), r.name
         if r.kind == "perceptual":
-            assert set(r.loss_weights) == {"l1", "perceptual", "gan"} and r.init
+            assert r.init and {"l1", "perceptual", "gan"} <= set(r.loss_weights)
+            assert set(r.loss_weights) <= set(trainer._PERCEPTUAL_LOSSES)
     assert recipes.get("sr-compact-x2").arch_args == {"num_feat": 32, "num_conv": 12}
     with pytest.raises(KeyError, match="no recipe named"):
         recipes.get("nope")
@@ -122,6 +123,22 @@ def test_perceptual_and_chain_recipes_train(manifest, tmp_path):
     assert lm.scale == 4 and lm.in_channels == 3
 
 
+def test_unit_feature_distance_is_lpips_like():
+    """featnorm: 0 on identical images, grows with the damage, ignores a feature's length
+    (a brightness gain changes it far less than the plain feature L1); off at weight 0."""
+    from vsrestore.training.perceptual import VGGFeatureLoss
+
+    img = torch.from_numpy(photo("astronaut")[:, :64, :64].copy()).float()[None] / 255
+    rng = np.random.default_rng(0)
+    noisy = (img + torch.from_numpy(rng.normal(0, 0.05, img.shape)).float()).clamp(0, 1)
+    noisier = (img + torch.from_numpy(rng.normal(0, 0.15, img.shape)).float()).clamp(0, 1)
+    norm, plain, off = VGGFeatureLoss(0.0, 1.0), VGGFeatureLoss(1.0, 0.0), VGGFeatureLoss(0.0, 0.0)
+    assert norm(img, img).item() == 0.0 and off(noisy, img).item() == 0.0
+    assert 0 < norm(noisy, img).item() < norm(noisier, img).item()
+    dim = img * 0.7
+    assert norm(dim, img) / norm(noisy, img) < 0.5 * plain(dim, img) / plain(noisy, img)
+
+
 def test_mixed_precision_runs_and_is_recorded(manifest, tmp_path):
     """--precision bf16 (autocast) trains on the CPU too; the GAN path included; the card's
     command names it; fp16 without CUDA is refused."""
@@ -191,18 +208,22 @@ def test_cli_refuses_bad_devices_threads_and_manifests(tmp_path, capsys):
 
 
 def test_loss_override_is_checked_and_spelled_out_in_the_command(tmp_path, capsys):
-    base = recipes.get("sr-perceptual-x4")
+    base = recipes.get("sr-perceptual-x2")
     w = trainer.parse_loss("l1=0.25, gan=0.2", base)
     assert w == {"l1": 0.25, "perceptual": 1.0, "gan": 0.2} and base.loss_weights["l1"] == 1.0
     assert trainer._command(base.with_overrides(loss_weights=w, threads=1)) == (
-        "vsrestore train sr-perceptual-x4 --threads 1 --loss l1=0.25,perceptual=1,gan=0.2")
-    assert trainer._command(base) == "vsrestore train sr-perceptual-x4"
-    for text, says in (("gan=x", "'x' is not a number"), ("vgg=1", "NAME one of l1, perceptual, gan"),
+        "vsrestore train sr-perceptual-x2 --threads 1 --loss l1=0.25,perceptual=1,gan=0.2")
+    assert trainer._command(base) == "vsrestore train sr-perceptual-x2"
+    assert trainer.parse_loss("featnorm=2", base) == {**base.loss_weights, "featnorm": 2.0}
+    for text, says in (("gan=x", "'x' is not a number"),
+                       ("vgg=1", "NAME one of l1, perceptual, featnorm, gan"),
                        ("l1", "NAME=WEIGHT"), ("l1=-1", "finite and >= 0"), ("l1=inf", "finite and >= 0")):
         with pytest.raises(ValueError, match=says):
             trainer.parse_loss(text, base)
     with pytest.raises(ValueError, match="at least one weight"):
         trainer.parse_loss("l1=0", recipes.get("sr-compact-x2"))
+    with pytest.raises(ValueError, match="NAME one of l1 "):  # a fidelity recipe: only its own losses
+        trainer.parse_loss("featnorm=1", recipes.get("sr-compact-x2"))
     for args, says in ((["--loss", "perceptual=1"], "NAME one of l1"),
                        (["--loss", "l1=2", "--verify"], "drop --steps, --loss and --out")):
         with pytest.raises(SystemExit):

@@ -3,8 +3,12 @@
 Feature loss: L1 between features of output and target at the five ReLU stages of the
 VGG16 backbone that ships inside the ``stlpips-pytorch`` wheel (shift-tolerant variant,
 its ImageNet-trained convolutions; nothing is downloaded), weighted 0.1, 0.1, 1, 1, 1 as
-in Real-ESRGAN. Only the backbone is used, frozen; the AlexNet ST-LPIPS that judges the
-perceptual models (its own network and learned layer weights) is never part of training.
+in Real-ESRGAN (loss ``perceptual``); and, optionally (loss ``featnorm``), the LPIPS-style
+distance of the same features: each pixel's feature vector scaled to unit length, squared
+differences summed over channels, averaged over pixels and over the five stages with equal
+weights (no learned weights). Only the backbone is used, frozen; the AlexNet ST-LPIPS that
+judges the perceptual models (its own network and learned layer weights) is never part of
+training.
 
 Adversarial loss: a spectral-normalised VGG-style patch discriminator with the
 relativistic average loss of ESRGAN.
@@ -19,9 +23,16 @@ from torch import nn
 LAYER_WEIGHTS = (0.1, 0.1, 1.0, 1.0, 1.0)
 
 
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    return x / (x.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+
+
 class VGGFeatureLoss(nn.Module):
-    def __init__(self) -> None:
+    """``l1_weight`` x the Real-ESRGAN feature L1 + ``norm_weight`` x the unit-feature distance."""
+
+    def __init__(self, l1_weight: float = 1.0, norm_weight: float = 0.0) -> None:
         super().__init__()
+        self.l1_weight, self.norm_weight = l1_weight, norm_weight
         from ..metrics import _load_stlpips
 
         lp = _load_stlpips("vgg", "cpu")
@@ -38,7 +49,14 @@ class VGGFeatureLoss(nn.Module):
         a = self.net(self.scaling(out * 2 - 1))
         with torch.no_grad():
             b = self.net(self.scaling(target * 2 - 1))
-        return sum(w * F.l1_loss(x, y) for w, x, y in zip(LAYER_WEIGHTS, a, b, strict=True))  # type: ignore[return-value]
+        loss = out.new_zeros(())
+        if self.l1_weight:
+            plain = sum(w * F.l1_loss(x, y) for w, x, y in zip(LAYER_WEIGHTS, a, b, strict=True))
+            loss = loss + self.l1_weight * plain
+        if self.norm_weight:
+            dist = sum((_unit(x) - _unit(y)).pow(2).sum(1).mean() for x, y in zip(a, b, strict=True))
+            loss = loss + self.norm_weight * dist / len(a)
+        return loss
 
 
 def _block(cin: int, cout: int, stride: int) -> list[nn.Module]:

@@ -36,7 +36,9 @@ _ARCH_TEXT = {"compact": "Compact (SRVGGNetCompact; spandrel id 'Compact')",
               "drunet": "DRUNet (spandrel id 'DRUNet'), noise-level plane as 4th input channel",
               "chain": "chain: DRUNet (spandrel 'DRUNet') then Compact (spandrel 'Compact'), one network"}
 _LOSS_TEXT = {"l1": "L1 (pixel)", "perceptual": "VGG16 features (stlpips-pytorch backbone)",
+              "featnorm": "unit-normalised VGG16 feature distance (LPIPS-style, no learned weights)",
               "gan": "relativistic average GAN (patch discriminator)"}
+_PERCEPTUAL_LOSSES = ("l1", "perceptual", "featnorm", "gan")  # what --loss may set on a perceptual recipe
 
 
 def build(recipe: Recipe) -> nn.Module:
@@ -135,7 +137,8 @@ def train(recipe: Recipe, manifest: Path, out_dir: Path, work: Path, device: str
         from .perceptual import PatchDiscriminator, VGGFeatureLoss, relativistic_losses
 
         disc = PatchDiscriminator().to(device)
-        feat = VGGFeatureLoss().to(device)
+        feat = VGGFeatureLoss(recipe.loss_weights.get("perceptual", 0.0),
+                              recipe.loss_weights.get("featnorm", 0.0)).to(device)
         d_opt = torch.optim.Adam(disc.parameters(), lr=recipe.lr, betas=(0.9, 0.99))
     work.mkdir(parents=True, exist_ok=True)
     ckpt = work / f"{recipe.name}.ckpt"
@@ -166,7 +169,7 @@ def train(recipe: Recipe, manifest: Path, out_dir: Path, work: Path, device: str
             out = net(inp)
             loss = w.get("l1", 1.0) * F.l1_loss(out.float(), tgt)
             if disc is not None and feat is not None and d_opt is not None:
-                loss = loss + w["perceptual"] * feat(out, tgt)
+                loss = loss + feat(out, tgt)  # its weights: the recipe's perceptual and featnorm
                 for p in disc.parameters():
                     p.requires_grad_(False)
                 g_adv, _ = relativistic_losses(disc(tgt).detach().float(), disc(out).float())
@@ -256,12 +259,13 @@ def _command(recipe: Recipe, precision: str = "fp32") -> str:
 def parse_loss(text: str, recipe: Recipe) -> dict[str, float]:
     """``"l1=0.5,gan=0.2"`` -> *recipe*'s loss weights with those changed (ValueError if bad)."""
     weights = dict(recipe.loss_weights)
+    known = list(_PERCEPTUAL_LOSSES) if recipe.kind == "perceptual" else list(weights)
     for item in text.split(","):
         key, sep, value = item.partition("=")
         key = key.strip()
-        if not sep or key not in weights:
+        if not sep or key not in known:
             raise ValueError(f"--loss {text!r}: use NAME=WEIGHT[,NAME=WEIGHT...] with NAME one of "
-                             f"{', '.join(weights)} (the losses of {recipe.name})")
+                             f"{', '.join(known)} (the losses of {recipe.name})")
         try:
             weights[key] = float(value)
         except ValueError:
