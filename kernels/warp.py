@@ -149,9 +149,10 @@ def _consistent(fx, fy, bx_arr, bxrs, by_arr, byrs, h, w, x, y, alpha, beta):
 
 
 # ---- CPU kernels -------------------------------------------------------------------------------
-# Chunk by chunk along each row, one vectorised loop splits the flow, flags the pixels whose taps
-# all lie inside and gathers them (AVX2/AVX-512); the rest (borders except bilinear clamp, huge or
-# NaN flows) go to ``_warp_rest_cpu``. LLVM vectorises a gather loop only if it knows that ``out``
+# Chunk by chunk along each row, one vectorised loop splits the flow and flags the pixels whose taps
+# all lie inside; bilinear then reads its taps by scalar loads, bicubic by gathers; the rest
+# (borders except bilinear clamp, huge or NaN flows) go to ``_warp_rest_cpu``. LLVM vectorises
+# a gather loop only if it knows that ``out``
 # aliases no input, which Numba's jit options cannot say: a one-pass pipeline sets the ``noalias``
 # flag Numba sets for its own parfors. The wrappers check that ``out`` overlaps no input.
 
