@@ -28,9 +28,9 @@ the same photo, so their content is smoother than real HD). Two runs of
     .venv/bin/python benchmarks/bench_flow.py --threads 1 --rounds 7 \
         --sizes 320x180,640x360,1280x720,1920x1080 --only "ours fast, no confidence;mvtools b16/o8"
 
-gave "fast, no confidence" 0.70/0.72x mvtools b16/o8's speed at 320x180 (and -2.45 dB on
-clean frames), 0.89/0.81x at 640x360 (+1.56/+0.40 dB noisy/clean), 1.01/0.93x at 1280x720
-(+2.43/+2.38 dB) and 1.13/1.16x at 1920x1080 (+2.70/+4.80 dB). All setups interleaved:
+gave "fast, no confidence" 0.73/0.69x mvtools b16/o8's speed at 320x180 (and -2.45 dB on
+clean frames), 0.83/0.78x at 640x360 (+1.56/+0.40 dB noisy/clean), 1.11/1.04x at 1280x720
+(+2.43/+2.38 dB) and 1.20/1.17x at 1920x1080 (+2.70/+4.80 dB). All setups interleaved:
 
     .venv/bin/python benchmarks/bench_flow.py --threads 1 --rounds 7
 """
