@@ -267,9 +267,10 @@ def _warp_cpu(src, srs, fx, fxrs, fy, fyrs, out, ors, h, w, interp, clamp):  # p
             # AVX-512 gathers, which measured 1.4x slower (AMD Zen 4, benchmarks/bench_warp.py).
             # The hardware prefetcher follows the upper tap row but not the lower one: prefetching
             # it _AHEAD pixels early halved the time of this loop there.
-            for i in range(min(_AHEAD, w)):
+            n = w if h > 1 and w > 1 else 0  # 1 px high or wide: no pixel is inside, taps would overrun
+            for i in range(min(_AHEAD, n)):
                 _prefetch(src, np.uint64(kb[i]) + us)
-            for i in range(w):
+            for i in range(n):
                 k, tx, ty = np.uint64(kb[i]), txb[i], tyb[i]
                 _prefetch(src, np.uint64(kb[min(i + _AHEAD, w - 1)]) + us)
                 a, b = src[k], src[k + one]

@@ -32,7 +32,7 @@ def flows(rng: np.random.Generator, h: int, w: int, scale: float) -> tuple[np.nd
 @pytest.mark.parametrize("interp", INTERPS)
 def test_cpu_matches_reference(interp: str, border: str) -> None:
     rng = np.random.default_rng(1)
-    for h, w in [(37, 53), (24, 31), (1, 7), (6, 1), (2, 2), (3, 300)]:
+    for h, w in [(37, 53), (24, 31), (1, 7), (6, 1), (1, 1), (2, 2), (3, 300)]:
         src = padded(rng.random((h, w), dtype=np.float32))
         for scale in (0.3, 2.5, 40.0):  # sub-pixel, moderate, large (mostly off the plane)
             fx, fy = flows(rng, h, w, scale)
