@@ -277,8 +277,10 @@ def _warp_cpu(src, srs, fx, fxrs, fy, fyrs, out, ors, h, w, interp, clamp):  # p
                 c, d = src[k + us], src[k + us + one]
                 top, bot = (a - tx * a) + tx * b, (c - tx * c) + tx * d  # exact at t = 0 and t = 1
                 orow[i] = (top - ty * top) + ty * bot
-        else:
+        elif h > 3 and w > 3:
             _bicubic_row(src, srs, frow, grow, 0, y, h, w, ok, orow)
+        else:  # under 4 px high or wide: no pixel is inside (the 4x4 taps would overrun)
+            ok[:] = False
         inside = np.int32(0)
         for i in range(w):  # counted apart: a reduction in the loop above stops vectorisation
             inside += okn[i]
