@@ -34,8 +34,8 @@ def map_frames(template: vs.VideoNode, clips: Sequence[vs.VideoNode], fn: FrameF
         return fn(n, list(f) if isinstance(f, list) else [f])
 
     # A pool of ModifyFrame nodes, frame n on node n mod k: each node runs one callback at a
-    # time, so k = twice the threads keeps them all busy; building a node per frame instead
-    # cost ~0.35 ms per frame (tests/test_bridge.py checks the parallelism).
+    # time, so k = twice the threads keeps them all busy, and no node is built per frame
+    # (benchmarks/profile_flow.py shows the pipeline total; tests/test_bridge.py the parallelism).
     k = max(_MIN_POOL, 2 * core.num_threads)
     pool = [template.std.ModifyFrame(clips, cb) for _ in range(k)]
 
