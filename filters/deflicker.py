@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -26,6 +27,7 @@ _JUMP = 0.4  # a global step larger than this (log gain, ~50 %) is a light chang
 _LR_SIGMA = 1.5  # px: smoothing of both frames before their log-ratio (see _measure)
 _MAX_LOG = math.log(2.0)  # corrections are clamped to 0.5x .. 2x
 _P_GAIN, _P_CUT, _P_GRID = "_vsr_dfl_gain", "_vsr_dfl_cut", "_vsr_dfl_grid"
+_HOPS = 2  # each frame is measured against the _HOPS frames before it (see _levels)
 
 
 def deflicker(clip: vs.VideoNode, *, radius: int = 16, strength: float = 1.0, block: int = 32,
@@ -42,8 +44,9 @@ def deflicker(clip: vs.VideoNode, *, radius: int = 16, strength: float = 1.0, bl
     global gain (ratio of sums of the two frames) and one gain per *block* x *block* cell (the
     centre value of a brightness-weighted plane fitted to the cell's log-ratios, so where its
     usable pixels lie does not bias it); a cell with too few usable pixels borrows from its
-    neighbours. Chaining these pairwise gains gives,
-    for frame ``n``, the level of every cell in a window of ``2 * radius + 1`` frames (centred,
+    neighbours. Each frame is measured so against the frame before it and the one before
+    that; a least-squares fit of all these links gives, for frame ``n``, the level of every
+    cell in a window of ``2 * radius + 1`` frames (centred,
     or slid inside the shot at its ends). The correction is frame ``n``'s deviation from a
     *trend* fitted to that trajectory, not from its mean: a Huber-weighted straight line in
     light-level terms (its slope kept only where it is significant), or a line with one bend
@@ -103,26 +106,29 @@ def _grid_shape(w: int, h: int, block: int) -> tuple[int, int, int]:
 
 
 def _pair_stats(clip: vs.VideoNode, block: int, local: bool, preset: str) -> vs.VideoNode:
-    """A tiny clip whose frame n carries the gain of frame n over frame n-1 as props."""
+    """A tiny clip whose frame n carries, as props, the gain of frame n over n-1 .. n-_HOPS."""
     gh, gw, ab = _grid_shape(clip.width, clip.height, block)
     luma = color.to_luma(clip)
     if (luma.width, luma.height) != (gw * ab, gh * ab):
         luma = core.resize.Bilinear(luma, gw * ab, gh * ab)
-    prev, cur = temporal_neighbours(luma, 1)[:2]
+    shifted = temporal_neighbours(luma, _HOPS)[: _HOPS + 1]  # frames n-_HOPS .. n
     template = core.std.BlankClip(clip, width=8, height=8, format=vs.GRAYS, keep=True)
 
     def fn(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
         fout = new_frame(template)
-        gain, cut, grid = 0.0, True, np.zeros((gh, gw), np.float32)
-        if n > 0:
-            a, b = frame_to_array(f[0])[0], frame_to_array(f[1])[0]
-            gain, cut, grid = _measure(a, b, gh, gw, ab, preset)
-        fout.props[_P_GAIN] = gain
-        fout.props[_P_CUT] = int(cut)
-        fout.props[_P_GRID] = (grid if local else np.zeros_like(grid)).ravel().tolist()
+        b = frame_to_array(f[_HOPS])[0] if n > 0 else None
+        for hop in range(1, _HOPS + 1):
+            gain, cut, grid = 0.0, True, np.zeros((gh, gw), np.float32)
+            if b is not None and n >= hop:
+                # beyond one hop the one-hop links have already checked for cuts in between
+                gain, cut, grid = _measure(frame_to_array(f[_HOPS - hop])[0], b, gh, gw, ab, preset,
+                                           check_cut=hop == 1)
+            fout.props[_P_GAIN + str(hop)] = gain
+            fout.props[_P_CUT + str(hop)] = int(cut)
+            fout.props[_P_GRID + str(hop)] = (grid if local else np.zeros_like(grid)).ravel().tolist()
         return fout
 
-    return map_frames(template, [prev, cur], fn)
+    return map_frames(template, shifted, fn)
 
 
 def _block_median(x: np.ndarray, ok: np.ndarray, gh: int, gw: int, ab: int) -> tuple[np.ndarray, np.ndarray]:
@@ -135,11 +141,11 @@ def _block_median(x: np.ndarray, ok: np.ndarray, gh: int, gw: int, ab: int) -> t
     return med, fill
 
 
-def _measure(a: np.ndarray, b: np.ndarray, gh: int, gw: int, ab: int,
-             preset: str) -> tuple[float, bool, np.ndarray]:
-    """Gain of *b* over *a*: (global log gain, cut?, (gh, gw) local log-gain deviations)."""
+def _measure(a: np.ndarray, b: np.ndarray, gh: int, gw: int, ab: int, preset: str,
+             check_cut: bool = True) -> tuple[float, bool, np.ndarray]:
+    """Gain of *b* over *a*: (global log gain, unusable (a cut)?, (gh, gw) local log-gain deviations)."""
     fwd = _flow(a, b, preset)
-    if motion.is_scene_cut(a, b, flow=fwd):
+    if check_cut and motion.is_scene_cut(a, b, flow=fwd):
         return 0.0, True, np.zeros((gh, gw), np.float32)
     rev = _flow(b, a, preset)
     aw = motion.warp(a, fwd)
@@ -150,8 +156,9 @@ def _measure(a: np.ndarray, b: np.ndarray, gh: int, gw: int, ab: int,
     # On flat areas, log-ratios of lightly smoothed frames: the log of a noisy pixel is biased
     # low by about noise^2 / (2 level^2), more in b than in the bilinearly interpolated aw, so
     # on dark, noisy blocks raw log-ratios read a gain ~1.4 % too low per pair, which chaining
-    # adds up (benchmarks/bench_content.py, static/pan: hubble_deep_field 0.22/0.22 of the
-    # flicker left -> 0.09/0.13, retina 0.36/0.33 -> 0.27/0.23; textured pans +0.00..0.04).
+    # adds up (benchmarks/bench_content.py, static/pan, one-hop chaining at the time:
+    # hubble_deep_field 0.22/0.22 of the flicker left -> 0.09/0.13, retina 0.36/0.33 ->
+    # 0.27/0.23; textured pans +0.00..0.04; the two-hop fit of _levels took retina to 0.14/0.14).
     sm = cv2.GaussianBlur(b, (0, 0), 1.0)
     grad2 = (cv2.Sobel(sm, cv2.CV_32F, 1, 0) ** 2 + cv2.Sobel(sm, cv2.CV_32F, 0, 1) ** 2) / 64.0
     flat = 1.0 / (1.0 + grad2 / _EDGE**2)
@@ -266,6 +273,38 @@ def _trend_at(x: np.ndarray, y: np.ndarray, x0: float, iters: int = 3) -> np.nda
     return np.where(f_stat > 10.0, bent, out)
 
 
+def _levels(link: Callable[[int, int], np.ndarray | None], lo: int, hi: int) -> np.ndarray:
+    """Log brightness of frames n+lo .. n+hi relative to frame n, per block: (hi-lo+1, gh, gw).
+
+    From every usable link ``L[k] - L[k-hop] = link(k, hop)`` (hop 1 .. _HOPS, both frames
+    in the window) by least squares with ``L[0] = 0``. Chaining the one-hop links alone lets
+    their independent errors add up like a random walk across the window; the two-hop links
+    tie every other frame directly, which on dark, noisy pictures (where each link's error is
+    largest) leaves less of that drift (benchmarks/bench_content.py --stages deflicker).
+    """
+    ks = list(range(lo, hi + 1))
+    col = {k: i for i, k in enumerate(k for k in ks if k != 0)}
+    rows, obs = [], []
+    for hop in range(1, _HOPS + 1):
+        for k in ks:
+            if k - hop < lo:
+                continue
+            g = link(k, hop)
+            if g is None:
+                continue
+            r = np.zeros(len(col))
+            if k != 0:
+                r[col[k]] = 1.0
+            if k - hop != 0:
+                r[col[k - hop]] = -1.0
+            rows.append(r)
+            obs.append(g.ravel())
+    sol = np.linalg.lstsq(np.stack(rows), np.stack(obs).astype(np.float64), rcond=None)[0]
+    shape = obs[0].shape
+    out = [np.zeros(shape) if k == 0 else sol[col[k]] for k in ks]
+    return np.stack(out).astype(np.float32)
+
+
 def _apply(clip: vs.VideoNode, stats: vs.VideoNode, radius: int, strength: float, block: int) -> vs.VideoNode:
     assert clip.format is not None
     fmt = clip.format
@@ -285,30 +324,27 @@ def _apply(clip: vs.VideoNode, stats: vs.VideoNode, radius: int, strength: float
     def fn(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
         src, st = f[0], f[1:]  # st[span + k] holds the props of frame n + k
 
-        def link(j: int) -> np.ndarray | None:
-            """Log gain of frame n+j over n+j-1 per block, None across a cut."""
+        def link(j: int, hop: int = 1) -> np.ndarray | None:
+            """Log gain of frame n+j over n+j-hop per block, None across a cut."""
             p = st[span + j].props
-            if p[_P_CUT]:
+            if p[_P_CUT + str(hop)]:
                 return None
-            grid = np.asarray(p[_P_GRID], np.float32).reshape(gh, gw)  # type: ignore[arg-type]
-            return float(p[_P_GAIN]) + grid  # type: ignore[arg-type]
+            grid = np.asarray(p[_P_GRID + str(hop)], np.float32).reshape(gh, gw)  # type: ignore[arg-type]
+            return float(p[_P_GAIN + str(hop)]) + grid  # type: ignore[arg-type]
 
-        traj = {0: np.zeros((gh, gw), np.float32)}  # log brightness of frame n+k relative to n
+        reach = {0}  # frames n+k in the shot, found through the one-hop links
         for side in (1, -1):
-            acc = traj[0]
             for k in range(1, span + 1):
-                g = link(k if side > 0 else 1 - k) if 0 <= n + side * k <= last else None
-                if g is None:
+                if not 0 <= n + side * k <= last or link(k if side > 0 else 1 - k) is None:
                     break
-                acc = acc + side * g
-                traj[side * k] = acc
-        lo, hi = min(traj), max(traj)
+                reach.add(side * k)
+        lo, hi = min(reach), max(reach)
         lo = max(lo, min(-radius, hi - span))
         hi = min(hi, lo + span)
         if hi - lo < 2:
             return src  # too short a shot to tell flicker from a trend
         ks = np.arange(lo, hi + 1)
-        levels = np.exp(np.stack([traj[int(k)] for k in ks]).reshape(len(ks), -1))
+        levels = np.exp(_levels(link, lo, hi).reshape(len(ks), -1))
         trend = _trend_at(ks.astype(np.float64), levels.astype(np.float64), 0.0)
         # Never correct by more than 3x the flicker seen in the window (its scatter about a
         # piecewise-straight line): the kinks of a clean fade are not taken for flicker.
