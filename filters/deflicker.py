@@ -274,7 +274,7 @@ def _trend_at(x: np.ndarray, y: np.ndarray, x0: float, iters: int = 3) -> np.nda
 
 
 def _levels(link: Callable[[int, int], np.ndarray | None], lo: int, hi: int) -> np.ndarray:
-    """Log brightness of frames n+lo .. n+hi relative to frame n, per block: (hi-lo+1, gh, gw).
+    """Log brightness of frames n+lo .. n+hi relative to frame n, per block: (hi-lo+1, gh * gw).
 
     From every usable link ``L[k] - L[k-hop] = link(k, hop)`` (hop 1 .. _HOPS, both frames
     in the window) by least squares with ``L[0] = 0``. Chaining the one-hop links alone lets

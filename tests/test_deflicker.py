@@ -7,6 +7,8 @@ its levels within 1 %; nothing leaks across a scene cut; strength 0 is a bit-exa
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 import pytest
@@ -196,3 +198,30 @@ def test_rejects_non_clips_and_variable_size() -> None:
                                core.std.BlankClip(width=32, height=48, length=2)], mismatch=True)
     with pytest.raises(VSRestoreError, match="^deflicker: "):
         deflicker(varsize)
+
+
+def test_levels_fit_recovers_levels_and_drifts_less_than_chaining() -> None:
+    """_levels: exact links give the levels back; noisy links drift less than one-hop chaining."""
+    rng = np.random.default_rng(5)
+    lo, hi, trials = -16, 16, 400
+    truth = rng.normal(0, 0.1, (hi - lo + 1, 1, trials))
+    truth -= truth[-lo]  # relative to frame n (k = 0)
+
+    def links(noise: float, drop: frozenset[tuple[int, int]] = frozenset()) -> Callable[..., np.ndarray]:
+        err = {(k, h): rng.normal(0, noise, (1, trials)) for k in range(lo, hi + 1) for h in (1, 2)}
+
+        def link(k: int, hop: int = 1) -> np.ndarray | None:
+            if (k, hop) in drop:
+                return None
+            return (truth[k - lo] - truth[k - hop - lo] + err[k, hop]).astype(np.float32)
+
+        return link
+
+    exact = dfl._levels(links(0.0, frozenset({(3, 2), (-5, 2)})), lo, hi)
+    np.testing.assert_allclose(exact, truth[:, 0], atol=1e-5)
+    noisy = links(0.01)
+    fit = dfl._levels(noisy, lo, hi)
+    chained = np.cumsum([noisy(k, 1) for k in range(1, hi + 1)], axis=0)
+    fit_err = np.sqrt(np.mean((fit[-1] - truth[-1, 0]) ** 2))
+    chain_err = np.sqrt(np.mean((chained[-1, 0] - truth[-1, 0]) ** 2))
+    assert fit_err < 0.6 * chain_err, (fit_err, chain_err)
