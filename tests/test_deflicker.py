@@ -200,6 +200,9 @@ def test_rejects_non_clips_and_variable_size() -> None:
         deflicker(varsize)
 
 
+_Link = Callable[..., np.ndarray | None]
+
+
 def test_levels_fit_recovers_levels_and_drifts_less_than_chaining() -> None:
     """_levels: exact links give the levels back; noisy links drift less than one-hop chaining."""
     rng = np.random.default_rng(5)
@@ -207,7 +210,7 @@ def test_levels_fit_recovers_levels_and_drifts_less_than_chaining() -> None:
     truth = rng.normal(0, 0.1, (hi - lo + 1, 1, trials))
     truth -= truth[-lo]  # relative to frame n (k = 0)
 
-    def links(noise: float, drop: frozenset[tuple[int, int]] = frozenset()) -> Callable[..., np.ndarray]:
+    def links(noise: float, drop: frozenset[tuple[int, int]] = frozenset()) -> _Link:
         err = {(k, h): rng.normal(0, noise, (1, trials)) for k in range(lo, hi + 1) for h in (1, 2)}
 
         def link(k: int, hop: int = 1) -> np.ndarray | None:
