@@ -335,7 +335,7 @@ def _apply(clip: vs.VideoNode, stats: vs.VideoNode, radius: int, strength: float
         reach = {0}  # frames n+k in the shot, found through the one-hop links
         for side in (1, -1):
             for k in range(1, span + 1):
-                if not 0 <= n + side * k <= last or link(k if side > 0 else 1 - k) is None:
+                if not 0 <= n + side * k <= last or st[span + (k if side > 0 else 1 - k)].props[_P_CUT + "1"]:
                     break
                 reach.add(side * k)
         lo, hi = min(reach), max(reach)
