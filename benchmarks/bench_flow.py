@@ -16,7 +16,8 @@ on a machine with an NVIDIA GPU also ``backend=TorchCUDA()``, the PyTorch estima
 then sampling frame n-1 at ``x + dx, y + dy`` (``kernels.warp``, bilinear, edges clamped). Everything runs in
 this process with ``core.num_threads`` threads (OpenCV itself single-threaded unless
 ``--cv-threads``); runs are interleaved and the median
-fps of each is printed with its ratio to the best mvtools setting.
+fps of each is printed with its ratio to the best mvtools setting, and the median of the
+ratios of the runs made one after the other in each round (steadier when the machine's load drifts).
 
 Every setup renders the synthetic source too (a Python frame source, then luma as GRAYS),
 a fifth to a third of mvtools' time; "source only" times it alone, and the last ratio
@@ -30,7 +31,9 @@ the same photo, so their content is smoother than real HD). Two runs of
 
 gave "fast, no confidence" 0.73/0.69x mvtools b16/o8's speed at 320x180 (and -2.45 dB on
 clean frames), 0.83/0.78x at 640x360 (+1.56/+0.40 dB noisy/clean), 1.11/1.04x at 1280x720
-(+2.43/+2.38 dB) and 1.20/1.17x at 1920x1080 (+2.70/+4.80 dB). All setups interleaved:
+(+2.43/+2.38 dB) and 1.20/1.17x at 1920x1080 (+2.70/+4.80 dB). With the two-stage scene-cut
+check, two runs at ``--rounds 9 --sizes 640x360,720x480``: 0.90/0.98x at 640x360 and
+0.98/0.93x at 720x480 (+1.59/-0.52 dB); the README has the table. All setups interleaved:
 
     .venv/bin/python benchmarks/bench_flow.py --threads 1 --rounds 7
 """
@@ -264,11 +267,12 @@ def run(w: int, h: int, frames: int, rounds: int, threads: int, cv_threads: int,
 
     lines = []
     for name in (k for k in setups if k.startswith("ours")):
+        paired = statistics.median(o / b for o, b in zip(runs[name], runs[best_err], strict=True))
         lines.append(f"{name}: PSNR {errs[name][0] - errs[best_err][0]:+.2f} dB (noisy), "
                      f"{errs_clean[name][0] - errs_clean[best_err][0]:+.2f} dB (clean) vs {best_err}; "
                      f"speed x{med[name] / med[best_err]:.2f} of it (net of the source "
                      f"x{net(best_err) / net(name):.2f}: {net(name):.2f} vs {net(best_err):.2f} ms/frame), "
-                     f"x{med[name] / med[best_fps]:.2f} of {best_fps}")
+                     f"x{med[name] / med[best_fps]:.2f} of {best_fps}; round by round x{paired:.2f}")
     print("\n".join(lines))
     return lines
 

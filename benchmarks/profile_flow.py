@@ -78,7 +78,8 @@ def main() -> int:
         "dense_flow (DIS fast + quantisation)":
             lambda i: motion.dense_flow(small[i - 1], small[i], preset="fast", reduced=red),
         "  of which DIS calc alone": lambda i: dis.calc(u8[i][1], u8[i][0], None),
-        "scene_change": lambda i: motion.scene_change(small[i - 1], small[i], flow=flows[i]),
+        "scene-cut check (is_scene_cut)":
+            lambda i: motion.is_scene_cut(small[i - 1], small[i], flow=flows[i]),
         "inside mask + three plane writes": write,
         f"warp {w}x{h} (kernels.warp)": lambda i: warp(full[i - 1], planes[0], planes[1], out=warped),
     }

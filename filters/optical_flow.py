@@ -103,9 +103,7 @@ def optical_flow(clip: vs.VideoNode, *, direction: str = "backward", preset: str
 
         reduced = torchflow.finest_factor(preset)
     sw, sh = max(1, round(w * scale / reduced)), max(1, round(h * scale / reduced))
-    grey = _luma(clip)
-    if (sw, sh) != (w, h):
-        grey = core.resize.Bilinear(grey, sw, sh)
+    grey = _luma(clip, (sw, sh))
     shifted = temporal_neighbours(grey, 1)
     backward = direction == "backward"
     neighbour = shifted[0] if backward else shifted[2]
@@ -182,15 +180,21 @@ def _inside(flow: np.ndarray) -> np.ndarray:
     return ((x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)).astype(np.float32)
 
 
-def _luma(clip: vs.VideoNode) -> vs.VideoNode:
-    """GRAYS 0..1: Y of YUV or the GRAY plane (range-normalised), BT.709 grey of RGB."""
+def _luma(clip: vs.VideoNode, size: tuple[int, int] | None = None) -> vs.VideoNode:
+    """GRAYS 0..1 at *size* (bilinear; default: the clip's): Y of YUV or the GRAY plane
+    (range-normalised), BT.709 grey of RGB."""
     assert clip.format is not None
+    size = size or (clip.width, clip.height)
     info = color.describe(clip)
     if clip.format.color_family != vs.RGB:
-        return color.to_grays(clip, info)
+        if size == (clip.width, clip.height):
+            return color.to_grays(clip, info)
+        y = core.std.ShufflePlanes(color.with_props(clip, info), 0, vs.GRAY)  # one zimg pass: depth and size
+        return core.resize.Bilinear(y, *size, format=vs.GRAYS, range_in=info.range, range=1)
     rgb = color.to_rgbs(clip, info)
     r, g, b = (core.std.ShufflePlanes(rgb, p, vs.GRAY) for p in range(3))
-    return core.std.Expr([r, g, b], "x 0.2126 * y 0.7152 * + z 0.0722 * +")
+    grey = core.std.Expr([r, g, b], "x 0.2126 * y 0.7152 * + z 0.0722 * +")
+    return grey if size == (clip.width, clip.height) else core.resize.Bilinear(grey, *size)
 
 
 def _write_plane(dst: np.ndarray, src: np.ndarray, gain: float) -> None:

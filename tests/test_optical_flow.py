@@ -194,6 +194,28 @@ def test_scene_change_scores() -> None:
                 assert motion.is_scene_cut(views[n], views[m]), (n, m)
 
 
+def test_coarse_stage_of_the_cut_check_clears_only_what_the_full_score_clears() -> None:
+    """is_scene_cut's coarse first stage: it must never clear a pair the full score calls a cut."""
+    names = ["astronaut", "coffee", "chelsea", "camera", "rocket", "moon"]
+    rng = np.random.default_rng(9)
+    views = {n: _shift(_grey(n), 30, 40, W, H, cv2.BORDER_REFLECT) for n in names}
+    pairs = []
+    for n in names:
+        a = views[n]
+        pairs += [(a, _shift(_grey(n), 33.5, 38.3, W, H, cv2.BORDER_REFLECT)), (a, a * 0.6),
+                  (a, np.clip(a + _blob(0.5, 90, 80, 40), 0, 1))]
+        pairs += [(a, views[m]) for m in names if m != n]
+    skipped = 0
+    for a, b in pairs:
+        a, b = (np.clip(x + rng.normal(0, 2.5 / 255, x.shape), 0, 1).astype(np.float32) for x in (a, b))
+        full, coarse = motion.scene_change(a, b), motion.scene_change_coarse(a, b)
+        assert motion.is_scene_cut(a, b) == (full > motion.CUT_THRESHOLD)
+        if full > motion.CUT_THRESHOLD:
+            assert coarse > motion._SC_SKIP + 0.1, (full, coarse)
+        skipped += coarse < motion._SC_SKIP
+    assert skipped >= 0.6 * 3 * len(names)  # most same-shot pairs never need the full score
+
+
 def test_confidence_low_where_disoccluded() -> None:
     s = scene(3, v=(3.0, 0.0), u=(2.5, 0.0), seed=6)  # pan: new content enters on the right
     conf = clip_to_arrays(optical_flow(grey_clip(s.frames)))[2][2]

@@ -262,13 +262,74 @@ _SC_KSIZE = 37  # +-3 sigma (OpenCV's default for float images is +-4: 1.3x the 
 _SC_EPS = 0.05  # contrast floor: noise on flat areas stays small after normalisation
 _SC_BORDER = 8
 CUT_THRESHOLD = 0.7  # see scene_change for the measured margins
+_SC_SKIP = 0.3  # is_scene_cut: a coarse score below this clears the pair without the full one
 
 
-def _local_norm(x: np.ndarray) -> np.ndarray:
-    """Local zero-mean, unit-contrast image: removes fades, flicker and local flashes' offsets."""
-    z = x - cv2.GaussianBlur(x, (_SC_KSIZE, _SC_KSIZE), _SC_SIGMA)
-    sd = np.sqrt(cv2.GaussianBlur(z * z, (_SC_KSIZE, _SC_KSIZE), _SC_SIGMA))
+def _local_norm(x: np.ndarray, half: bool = False) -> np.ndarray:
+    """Local zero-mean, unit-contrast image: removes fades, flicker and local flashes' offsets.
+
+    *half*: for frames at half the working size (the window shrinks with them).
+    """
+    k, sigma = (_SC_KSIZE // 2 | 1, _SC_SIGMA / 2) if half else (_SC_KSIZE, _SC_SIGMA)
+    z = x - cv2.GaussianBlur(x, (k, k), sigma)
+    sd = np.sqrt(cv2.GaussianBlur(z * z, (k, k), sigma))
     return z / (sd + _SC_EPS)
+
+
+def _working(prev: np.ndarray, cur: np.ndarray, flow: np.ndarray | None, what: str,
+             half: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """*prev*, *cur* and the backward flow of *cur* at scene_change's ~160x120 working size.
+
+    *half*: at half that size (each side halved, rounded down), resized there in one step
+    when *flow* is given.
+    """
+    prev = np.asarray(prev, dtype=np.float32)
+    cur = np.asarray(cur, dtype=np.float32)
+    _check_pair(prev, cur, what)
+    h, w = cur.shape
+    if flow is not None and flow.shape != (2, h, w):
+        raise ValueError(f"{what}: flow of shape {flow.shape} for frames of shape {(h, w)}")
+    if half and flow is None:  # the flow is searched at the working size: halve from there
+        a, b, small = _working(prev, cur, None, what)
+        return _halve(a), _halve(b), np.stack([_halve(small[0]), _halve(small[1])]) * np.float32(0.5)
+    f = max(1, round((h * w / _SC_AREA) ** 0.5))  # an integer factor: OpenCV's fast area path
+    if f > 1 and min(h // f, w // f) >= 2 * _SC_BORDER + 8:
+        hc, wc = h // f * f, w // f * f
+        sh, sw = hc // f, wc // f
+        interp = cv2.INTER_AREA
+    else:
+        hc, wc = h, w
+        k = (_SC_AREA / (h * w)) ** 0.5
+        sh, sw = max(2 * _SC_BORDER + 8, round(h * k)), max(2 * _SC_BORDER + 8, round(w * k))
+        # between 1/1.5 and 1.5x (f = 1): bilinear is alias-free enough and ~6x quicker than area
+        interp = cv2.INTER_AREA if k < 0.5 or half else cv2.INTER_LINEAR
+    if half:
+        hc, wc = (hc * (sh // 2 * 2)) // sh, (wc * (sw // 2 * 2)) // sw  # what _halve keeps
+        sh, sw = sh // 2, sw // 2
+
+    def small_of(x: np.ndarray) -> np.ndarray:
+        return cv2.resize(np.ascontiguousarray(x[:hc, :wc], np.float32), (sw, sh), interpolation=interp)
+    a, b = small_of(prev), small_of(cur)
+    if flow is None:
+        small = _flow(a, b, _SCENECUT_DIS, 1, what)
+    else:
+        small = np.stack([small_of(flow[0]) * (sw / wc), small_of(flow[1]) * (sh / hc)])
+    return a, b, small
+
+
+def _score(a: np.ndarray, b: np.ndarray, flow: np.ndarray, half: bool = False) -> float:
+    """scene_change's score of working-size frames *a*, *b* and *b*'s backward flow."""
+    e = _SC_BORDER // 2 if half else _SC_BORDER
+    wn = _local_norm(warp(a, flow), half)[e:-e, e:-e]
+    bn = _local_norm(b, half)[e:-e, e:-e]
+    energy = float((wn * wn + bn * bn).sum()) + 1e-6 * wn.size
+    return float(min(1.0, ((wn - bn) ** 2).sum() / energy))
+
+
+def _halve(x: np.ndarray) -> np.ndarray:
+    h, w = x.shape[-2:]
+    return cv2.resize(np.ascontiguousarray(x[..., : h // 2 * 2, : w // 2 * 2]), (w // 2, h // 2),
+                      interpolation=cv2.INTER_AREA)
 
 
 def scene_change(prev: np.ndarray, cur: np.ndarray, *, flow: np.ndarray | None = None) -> float:
@@ -292,40 +353,28 @@ def scene_change(prev: np.ndarray, cur: np.ndarray, *, flow: np.ndarray | None =
     two different photos it was as low as 0.06, below what flashes and fades gave, so it
     added no safe evidence.
     """
-    prev = np.asarray(prev, dtype=np.float32)
-    cur = np.asarray(cur, dtype=np.float32)
-    _check_pair(prev, cur, "scene_change")
-    h, w = cur.shape
-    if flow is not None and flow.shape != (2, h, w):
-        raise ValueError(f"scene_change: flow of shape {flow.shape} for frames of shape {(h, w)}")
-    f = max(1, round((h * w / _SC_AREA) ** 0.5))  # an integer factor: OpenCV's fast area path
-    if f > 1 and min(h // f, w // f) >= 2 * _SC_BORDER + 8:
-        hc, wc = h // f * f, w // f * f
-        sh, sw = hc // f, wc // f
+    return _score(*_working(prev, cur, flow, "scene_change"))
 
-        def small_of(x: np.ndarray) -> np.ndarray:
-            return cv2.resize(np.ascontiguousarray(x[:hc, :wc], np.float32), (sw, sh),
-                              interpolation=cv2.INTER_AREA)
-    else:
-        k = (_SC_AREA / (h * w)) ** 0.5
-        sh, sw = max(2 * _SC_BORDER + 8, round(h * k)), max(2 * _SC_BORDER + 8, round(w * k))
-        # between 1/1.5 and 1.5x (f = 1): bilinear is alias-free enough and ~6x quicker than area
-        interp = cv2.INTER_AREA if k < 0.5 else cv2.INTER_LINEAR
 
-        def small_of(x: np.ndarray) -> np.ndarray:
-            return cv2.resize(np.asarray(x, np.float32), (sw, sh), interpolation=interp)
-    a, b = small_of(prev), small_of(cur)
-    if flow is None:
-        small = _flow(a, b, _SCENECUT_DIS, 1, "scene_change")
-    else:
-        small = np.stack([small_of(flow[0]) * (sw / w), small_of(flow[1]) * (sh / h)])
-    wn = _local_norm(warp(a, small))[_SC_BORDER:-_SC_BORDER, _SC_BORDER:-_SC_BORDER]
-    bn = _local_norm(b)[_SC_BORDER:-_SC_BORDER, _SC_BORDER:-_SC_BORDER]
-    energy = float((wn * wn + bn * bn).sum()) + 1e-6 * wn.size
-    return float(min(1.0, ((wn - bn) ** 2).sum() / energy))
+def scene_change_coarse(prev: np.ndarray, cur: np.ndarray, *, flow: np.ndarray | None = None) -> float:
+    """:func:`scene_change`'s score at half its working size (~80x60): the cheap first stage
+    of :func:`is_scene_cut`."""
+    return _score(*_working(prev, cur, flow, "scene_change_coarse", half=True), half=True)
 
 
 def is_scene_cut(prev: np.ndarray, cur: np.ndarray, *, flow: np.ndarray | None = None,
                  threshold: float = CUT_THRESHOLD) -> bool:
-    """True when *prev* and *cur* lie on two sides of a cut (``scene_change > threshold``)."""
+    """True when *prev* and *cur* lie on two sides of a cut (``scene_change > threshold``).
+
+    Two stages: the score at half the working size (:func:`scene_change_coarse`, about half
+    the cost, most of it fixed per-call overhead) clears a pair below :data:`_SC_SKIP` on its
+    own; only the others get the full score. Measured (pairs of 19 skimage pictures with noise
+    at 224x160, 213x120 and 480x270: pans, fades to 60 %, a +0.5 smooth flash, and every
+    pair of different pictures, flow given or not): where the full score was over 0.7 the
+    coarse one was at least 0.54 (at most 0.30 below the full score), and 80-96 % of the
+    same-shot pairs were cleared by the coarse stage (tests/test_optical_flow.py checks both
+    on six photos). A threshold under ``_SC_SKIP + 0.3`` skips the coarse stage.
+    """
+    if threshold >= _SC_SKIP + 0.3 and scene_change_coarse(prev, cur, flow=flow) < _SC_SKIP:
+        return False  # (the coarse stage's measured margin holds at this threshold)
     return scene_change(prev, cur, flow=flow) > threshold
