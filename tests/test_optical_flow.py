@@ -194,6 +194,19 @@ def test_scene_change_scores() -> None:
                 assert motion.is_scene_cut(views[n], views[m]), (n, m)
 
 
+def test_flat_noisy_frames_are_not_cuts_but_flat_to_textured_is() -> None:
+    rng = np.random.default_rng(4)
+    for level, sigma in ((0.05, 2.5), (0.5, 1.0), (0.5, 8.0)):  # black leader, grey wall, grainy
+        frames = [np.clip(level + rng.normal(0, sigma / 255, (H, W)), 0, 1).astype(np.float32)
+                  for _ in range(5)]
+        cuts = [f.props["vsrestore_scenecut"] for f in optical_flow(grey_clip(frames)).frames(close=True)]
+        assert cuts == [0] * 5, (level, sigma)
+    photo = np.clip(_shift(_grey("camera"), 30, 40, W, H, cv2.BORDER_REFLECT)
+                    + rng.normal(0, 2.5 / 255, (H, W)), 0, 1).astype(np.float32)
+    flat = np.clip(0.05 + rng.normal(0, 2.5 / 255, (H, W)), 0, 1).astype(np.float32)
+    assert motion.is_scene_cut(flat, photo) and motion.is_scene_cut(photo, flat)
+
+
 def test_coarse_stage_of_the_cut_check_clears_only_what_the_full_score_clears() -> None:
     """is_scene_cut's coarse first stage: it must never clear a pair the full score calls a cut."""
     names = ["astronaut", "coffee", "chelsea", "camera", "rocket", "moon"]

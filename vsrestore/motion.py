@@ -260,6 +260,7 @@ _SC_AREA = 160 * 120
 _SC_SIGMA = 6.0  # local-normalisation window (pixels at the working size)
 _SC_KSIZE = 37  # +-3 sigma (OpenCV's default for float images is +-4: 1.3x the work)
 _SC_EPS = 0.05  # contrast floor: noise on flat areas stays small after normalisation
+_SC_DETAIL = 0.02  # scene_change: local contrast (0..1 scale) below which a frame has no detail
 _SC_BORDER = 8
 CUT_THRESHOLD = 0.7  # see scene_change for the measured margins
 _SC_SKIP = 0.3  # is_scene_cut: a coarse score below this clears the pair without the full one
@@ -351,9 +352,25 @@ def scene_change(prev: np.ndarray, cur: np.ndarray, *, flow: np.ndarray | None =
     hard-edged flash that saturates a quarter of a flat picture can still score like a cut.
     A normalised luma histogram difference was tried as a second cue and dropped: between
     two different photos it was as low as 0.06, below what flashes and fades gave, so it
-    added no safe evidence.
+    added no safe evidence. Two frames with no detail above their noise (:func:`_flat`:
+    black leader, a flat wall or sky filling the frame; independent noise alone scores ~1)
+    score 0: nothing in them could tell two shots apart. So a cut between two detail-free
+    frames (two smooth gradients) is not seen; one frame with detail is enough.
     """
-    return _score(*_working(prev, cur, flow, "scene_change"))
+    a, b, small = _working(prev, cur, flow, "scene_change")
+    score = _score(a, b, small)
+    if score > 0.5 and _flat(a) and _flat(b):
+        return 0.0  # two frames of noise alone: no detail that could tell two shots apart
+    return score
+
+
+def _flat(x: np.ndarray) -> bool:
+    """No detail above the noise: the local contrast of *x* smoothed (sigma 2 px) stays under
+    :data:`_SC_DETAIL` on over 99 % of the frame (white noise of sigma s keeps ~s/7 there)."""
+    sm = cv2.GaussianBlur(x, (0, 0), 2.0)
+    z = sm - cv2.GaussianBlur(sm, (_SC_KSIZE, _SC_KSIZE), _SC_SIGMA)
+    sd = np.sqrt(cv2.GaussianBlur(z * z, (_SC_KSIZE, _SC_KSIZE), _SC_SIGMA))
+    return float((sd > _SC_DETAIL).mean()) < 0.01
 
 
 def scene_change_coarse(prev: np.ndarray, cur: np.ndarray, *, flow: np.ndarray | None = None) -> float:
