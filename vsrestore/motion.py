@@ -291,8 +291,7 @@ def _working(prev: np.ndarray, cur: np.ndarray, flow: np.ndarray | None, what: s
     if flow is not None and flow.shape != (2, h, w):
         raise ValueError(f"{what}: flow of shape {flow.shape} for frames of shape {(h, w)}")
     if half and flow is None:  # the flow is searched at the working size: halve from there
-        a, b, small = _working(prev, cur, None, what)
-        return _halve(a), _halve(b), np.stack([_halve(small[0]), _halve(small[1])]) * np.float32(0.5)
+        return _halved(*_working(prev, cur, None, what))
     f = max(1, round((h * w / _SC_AREA) ** 0.5))  # an integer factor: OpenCV's fast area path
     if f > 1 and min(h // f, w // f) >= 2 * _SC_BORDER + 8:
         hc, wc = h // f * f, w // f * f
@@ -333,6 +332,18 @@ def _halve(x: np.ndarray) -> np.ndarray:
                       interpolation=cv2.INTER_AREA)
 
 
+def _halved(a: np.ndarray, b: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Working-size frames and flow at half that size."""
+    return _halve(a), _halve(b), np.stack([_halve(flow[0]), _halve(flow[1])]) * np.float32(0.5)
+
+
+def _full_score(a: np.ndarray, b: np.ndarray, flow: np.ndarray) -> float:
+    score = _score(a, b, flow)
+    if score > 0.5 and _flat(a) and _flat(b):
+        return 0.0  # two frames of noise alone: no detail that could tell two shots apart
+    return score
+
+
 def scene_change(prev: np.ndarray, cur: np.ndarray, *, flow: np.ndarray | None = None) -> float:
     """How much *cur* fails to be explained by motion from *prev*: 0 (same shot) .. 1 (cut).
 
@@ -357,11 +368,7 @@ def scene_change(prev: np.ndarray, cur: np.ndarray, *, flow: np.ndarray | None =
     score 0: nothing in them could tell two shots apart. So a cut between two detail-free
     frames (two smooth gradients) is not seen; one frame with detail is enough.
     """
-    a, b, small = _working(prev, cur, flow, "scene_change")
-    score = _score(a, b, small)
-    if score > 0.5 and _flat(a) and _flat(b):
-        return 0.0  # two frames of noise alone: no detail that could tell two shots apart
-    return score
+    return _full_score(*_working(prev, cur, flow, "scene_change"))
 
 
 def _flat(x: np.ndarray) -> bool:
@@ -383,15 +390,19 @@ def is_scene_cut(prev: np.ndarray, cur: np.ndarray, *, flow: np.ndarray | None =
                  threshold: float = CUT_THRESHOLD) -> bool:
     """True when *prev* and *cur* lie on two sides of a cut (``scene_change > threshold``).
 
-    Two stages: the score at half the working size (:func:`scene_change_coarse`, about half
-    the cost, most of it fixed per-call overhead) clears a pair below :data:`_SC_SKIP` on its
-    own; only the others get the full score. Measured (pairs of 19 skimage pictures with noise
-    at 224x160, 213x120 and 480x270: pans, fades to 60 %, a +0.5 smooth flash, and every
-    pair of different pictures, flow given or not): where the full score was over 0.7 the
-    coarse one was at least 0.54 (at most 0.30 below the full score), and 80-96 % of the
-    same-shot pairs were cleared by the coarse stage (tests/test_optical_flow.py checks both
-    on six photos). A threshold under ``_SC_SKIP + 0.3`` skips the coarse stage.
+    Two stages: the score at half the working size (:func:`scene_change_coarse`, ~60 % of the
+    cost, much of it fixed per-call overhead) clears a pair below :data:`_SC_SKIP` on its own;
+    only the others get the full score. Measured by ``benchmarks/calib_scenecut.py`` (pairs of
+    19 skimage pictures with noise at 224x160, 213x120 and 480x270: pans, fades to 60 %, a
+    +0.5 smooth flash, and every pair of different pictures): where the full score was over
+    0.7 the coarse one was at least 0.68, and the coarse stage cleared 86-96 % of the
+    same-shot pairs (tests/test_optical_flow.py checks both on six photos). A threshold under
+    ``_SC_SKIP + 0.3`` skips the coarse stage.
     """
-    if threshold >= _SC_SKIP + 0.3 and scene_change_coarse(prev, cur, flow=flow) < _SC_SKIP:
-        return False  # (the coarse stage's measured margin holds at this threshold)
-    return scene_change(prev, cur, flow=flow) > threshold
+    if threshold < _SC_SKIP + 0.3:  # the coarse stage's measured margin does not hold
+        return scene_change(prev, cur, flow=flow) > threshold
+    if flow is not None:  # each stage resizes the given flow straight to its size
+        return (_score(*_working(prev, cur, flow, "is_scene_cut", half=True), half=True) >= _SC_SKIP
+                and _full_score(*_working(prev, cur, flow, "is_scene_cut")) > threshold)
+    full = _working(prev, cur, None, "is_scene_cut")  # one flow search for both stages
+    return _score(*_halved(*full), half=True) >= _SC_SKIP and _full_score(*full) > threshold
