@@ -9,7 +9,8 @@ for same-shot pairs, without. Printed per size: the range of the full score
 coarse score where the full score is over the cut threshold (the coarse stage must stay above
 ``_SC_SKIP`` there), the share of same-shot pairs the coarse stage clears, the views
 ``_flat`` calls detail-free, and the median time of each stage on the 213x120 frames that
-``optical_flow(preset="fast")`` searches at 640x360.
+``optical_flow(preset="fast")`` searches at 640x360; and the pairs the full score
+misclassifies (a same-shot pair over the threshold, a cut at or under it).
 
     .venv/bin/python benchmarks/calib_scenecut.py [--sizes 224x160,213x120,480x270]
 """
@@ -60,6 +61,7 @@ def main() -> int:
         gx, gy = np.arange(w)[None], np.arange(h)[:, None]
         blob = 0.5 * np.exp(-(((gx - w * 0.4) / (w / 4)) ** 2 + ((gy - h / 2) / (h / 4)) ** 2))
         res: dict[str, list[tuple[float, float]]] = {"pan": [], "fade": [], "flash": [], "cut": []}
+        wrong: list[str] = []  # misclassified pairs by the full score
         flat = []
         for n, img in imgs.items():
             v = view(img, 30, 40, w, h)
@@ -72,12 +74,17 @@ def main() -> int:
                 for fl in (None, motion.dense_flow(pa, pb, preset="medium")):
                     res[kind].append((motion.scene_change(pa, pb, flow=fl),
                                       motion.scene_change_coarse(pa, pb, flow=fl)))
+                    if res[kind][-1][0] > motion.CUT_THRESHOLD:
+                        wrong.append(f"{kind} {n} ({'own' if fl is None else 'given'} flow) "
+                                     f"{res[kind][-1][0]:.3f}")
             for m, img2 in imgs.items():
                 if m != n:
                     pa, pb = noisy(v), noisy(view(img2, 30, 40, w, h))
                     fl = motion.dense_flow(pa, pb, preset="medium")
                     res["cut"].append((motion.scene_change(pa, pb, flow=fl),
                                        motion.scene_change_coarse(pa, pb, flow=fl)))
+                    if res["cut"][-1][0] <= motion.CUT_THRESHOLD:
+                        wrong.append(f"cut {n} -> {m} {res['cut'][-1][0]:.3f}")
         print(f"{w}x{h}")
         for kind, v in res.items():
             full, coarse = [x[0] for x in v], [x[1] for x in v]
@@ -90,6 +97,7 @@ def main() -> int:
         cleared = [c < motion._SC_SKIP for k in ("pan", "fade", "flash") for _, c in res[k]]
         print(f"  same-shot pairs cleared by the coarse stage: {100 * np.mean(cleared):.0f} %")
         print(f"  detail-free views (_flat): {', '.join(flat) or 'none'}")
+        print(f"  misclassified by the full score: {'; '.join(wrong) or 'none'}")
 
     ast = imgs["astronaut"]
     pa, pb = noisy(view(ast, 30, 40, 213, 120)), noisy(view(ast, 33.5, 38.3, 213, 120))
