@@ -32,8 +32,8 @@ the same photo, so their content is smoother than real HD). Two runs of
 gave "fast, no confidence" 0.73/0.69x mvtools b16/o8's speed at 320x180 (and -2.45 dB on
 clean frames), 0.83/0.78x at 640x360 (+1.56/+0.40 dB noisy/clean), 1.11/1.04x at 1280x720
 (+2.43/+2.38 dB) and 1.20/1.17x at 1920x1080 (+2.70/+4.80 dB). With the two-stage scene-cut
-check, two runs at ``--rounds 9 --sizes 640x360,720x480``: 0.90/0.98x at 640x360 and
-0.98/0.93x at 720x480 (+1.59/-0.52 dB); the README has the table. All setups interleaved:
+check, four runs at ``--rounds 9 --sizes 640x360,720x480``: 0.80-0.98x at 640x360 and
+0.93-0.98x at 720x480 (+1.59/-0.52 dB); the README has the table. All setups interleaved:
 
     .venv/bin/python benchmarks/bench_flow.py --threads 1 --rounds 7
 """

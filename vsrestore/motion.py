@@ -271,10 +271,16 @@ def _local_norm(x: np.ndarray, half: bool = False) -> np.ndarray:
 
     *half*: for frames at half the working size (the window shrinks with them).
     """
+    z, sd = _local_contrast(x, half)
+    return z / (sd + _SC_EPS)
+
+
+def _local_contrast(x: np.ndarray, half: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """*x* minus its local mean, and its local standard deviation (Gaussian window
+    :data:`_SC_SIGMA`, halved with *half*)."""
     k, sigma = (_SC_KSIZE // 2 | 1, _SC_SIGMA / 2) if half else (_SC_KSIZE, _SC_SIGMA)
     z = x - cv2.GaussianBlur(x, (k, k), sigma)
-    sd = np.sqrt(cv2.GaussianBlur(z * z, (k, k), sigma))
-    return z / (sd + _SC_EPS)
+    return z, np.sqrt(cv2.GaussianBlur(z * z, (k, k), sigma))
 
 
 def _working(prev: np.ndarray, cur: np.ndarray, flow: np.ndarray | None, what: str,
@@ -373,9 +379,7 @@ def scene_change(prev: np.ndarray, cur: np.ndarray, *, flow: np.ndarray | None =
 def _flat(x: np.ndarray) -> bool:
     """No detail above the noise: the local contrast of *x* smoothed (sigma 2 px) stays under
     :data:`_SC_DETAIL` on over 99 % of the frame (white noise of sigma s keeps ~s/7 there)."""
-    sm = cv2.GaussianBlur(x, (0, 0), 2.0)
-    z = sm - cv2.GaussianBlur(sm, (_SC_KSIZE, _SC_KSIZE), _SC_SIGMA)
-    sd = np.sqrt(cv2.GaussianBlur(z * z, (_SC_KSIZE, _SC_KSIZE), _SC_SIGMA))
+    _, sd = _local_contrast(cv2.GaussianBlur(x, (0, 0), 2.0))
     return float((sd > _SC_DETAIL).mean()) < 0.01
 
 
