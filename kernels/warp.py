@@ -152,11 +152,11 @@ def _consistent(fx, fy, bx_arr, bxrs, by_arr, byrs, h, w, x, y, alpha, beta):
 
 # ---- CPU kernels -------------------------------------------------------------------------------
 # Row by row, one vectorised loop splits the flow and flags the pixels whose taps all lie inside;
-# bilinear then reads its taps by scalar loads, bicubic by gathers; the rest (borders except
-# bilinear clamp, huge or NaN flows) go to ``_warp_rest_cpu``. LLVM vectorises a gather loop only
-# if it knows that ``out`` aliases no input, which Numba's jit options cannot say: a one-pass
-# pipeline sets the ``noalias`` flag Numba sets for its own parfors. The wrappers check that
-# ``out`` overlaps no input.
+# bilinear and bicubic then read their taps by scalar loads (float32 math); the rest (borders except
+# bilinear clamp, huge or NaN flows) go to ``_warp_rest_cpu``. The occlusion mask's loop gathers:
+# LLVM vectorises a gather loop only if it knows that ``out`` aliases no input, which Numba's jit
+# options cannot say: a one-pass pipeline sets the ``noalias`` flag Numba sets for its own parfors.
+# The wrappers check that ``out`` overlaps no input.
 
 @register_pass(mutates_CFG=False, analysis_only=True)
 class _NoAliasArgs(FunctionPass):
@@ -216,21 +216,28 @@ def _bilinear_index(fx, fy, x0, y, h, w, rs, clamp, kb, txb, tyb, ok):  # pragma
         kb[i], txb[i], tyb[i], ok[i] = k, tx, ty, good
 
 
-@_jit
-def _bicubic_row(src, srs, fx, fy, x0, y, h, w, ok, out):  # pragma: no cover
-    i32, us = np.int32, np.uint64(srs)
-    x0, y, rs, xe, ye = i32(x0), i32(y), i32(srs), i32(w - 2), i32(h - 2)
-    for i in range(out.size):
+@register_jitable
+def _cubic32(t):
+    """:func:`_cubic` in float32: exactly (0, 1, 0, 0) at t = 0, so zero and integer flows stay exact."""
+    half, two, three = np.float32(0.5), np.float32(2.0), np.float32(3.0)
+    t2 = t * t
+    t3 = t2 * t
+    return (half * (two * t2 - t3 - t), half * (three * t3 - np.float32(5.0) * t2 + two),
+            half * (np.float32(4.0) * t2 - three * t3 + t), half * (t3 - t2))
+
+
+@njit(nogil=True, cache=True, fastmath={"contract"})
+def _bicubic_index(fx, fy, x0, y, h, w, rs, kb, wb, ok):  # pragma: no cover
+    """Vectorised: each pixel's top-left tap index and its 4 + 4 Catmull-Rom weights (rows of *wb*)."""
+    i32 = np.int32
+    x0, y, rs, xe, ye = i32(x0), i32(y), i32(rs), i32(w - 2), i32(h - 2)
+    for i in range(kb.size):
         k, tx, ty, good = _base(fx[i], fy[i], np.add(x0, i32(i)), y, rs, i32(1), xe, ye, False)
-        u0, u1, u2, u3 = _cubic(np.float64(tx))
-        v = _cubic(np.float64(ty))
-        r, acc = np.uint64(k), 0.0
-        for j in range(4):
-            acc += v[j] * (u0 * src[r] + u1 * src[r + np.uint64(1)] + u2 * src[r + np.uint64(2)]
-                           + u3 * src[r + np.uint64(3)])
-            r += us
-        out[i] = acc
-        ok[i] = good
+        u0, u1, u2, u3 = _cubic32(tx)
+        v0, v1, v2, v3 = _cubic32(ty)
+        kb[i], ok[i] = k, good
+        wb[0, i], wb[1, i], wb[2, i], wb[3, i] = u0, u1, u2, u3
+        wb[4, i], wb[5, i], wb[6, i], wb[7, i] = v0, v1, v2, v3
 
 
 @intrinsic
@@ -253,7 +260,8 @@ def _warp_cpu(src, srs, fx, fxrs, fy, fyrs, out, ors, h, w, interp, clamp):  # p
     ok = np.empty(w, np.bool_)
     kb = np.empty(w, np.int32)
     txb, tyb = np.empty(w, np.float32), np.empty(w, np.float32)
-    us, one = np.uint64(srs), np.uint64(1)
+    wb = np.empty((8 if interp else 0, w), np.float32)
+    us, one, two, three = np.uint64(srs), np.uint64(1), np.uint64(2), np.uint64(3)
     okn = ok.view(np.uint8)
     rest = np.empty(h * w, np.int64)  # only the pages written are touched
     nrest = 0
@@ -278,7 +286,23 @@ def _warp_cpu(src, srs, fx, fxrs, fy, fyrs, out, ors, h, w, interp, clamp):  # p
                 top, bot = (a - tx * a) + tx * b, (c - tx * c) + tx * d  # exact at t = 0 and t = 1
                 orow[i] = (top - ty * top) + ty * bot
         elif h > 3 and w > 3:
-            _bicubic_row(src, srs, frow, grow, 0, y, h, w, ok, orow)
+            # the same scheme: weights in a vectorised pass, then 16 scalar tap loads a pixel
+            # (2x faster than float64 gathers), the lower two tap rows prefetched
+            _bicubic_index(frow, grow, 0, y, h, w, srs, kb, wb, ok)
+            for i in range(w):
+                k = np.uint64(kb[i])
+                ahead = np.uint64(kb[min(i + _AHEAD, w - 1)]) + us + us
+                _prefetch(src, ahead)
+                _prefetch(src, ahead + us)
+                u0, u1, u2, u3 = wb[0, i], wb[1, i], wb[2, i], wb[3, i]
+                a0 = u0 * src[k] + u1 * src[k + one] + u2 * src[k + two] + u3 * src[k + three]
+                k += us
+                a1 = u0 * src[k] + u1 * src[k + one] + u2 * src[k + two] + u3 * src[k + three]
+                k += us
+                a2 = u0 * src[k] + u1 * src[k + one] + u2 * src[k + two] + u3 * src[k + three]
+                k += us
+                a3 = u0 * src[k] + u1 * src[k + one] + u2 * src[k + two] + u3 * src[k + three]
+                orow[i] = wb[4, i] * a0 + wb[5, i] * a1 + wb[6, i] * a2 + wb[7, i] * a3
         else:  # under 4 px high or wide: no pixel is inside (the 4x4 taps would overrun)
             ok[:] = False
         inside = np.int32(0)
