@@ -174,6 +174,23 @@ def test_scene_cut_fires_exactly_at_the_cut() -> None:
     assert fwd == [0] * 5 + [1] + [0] * 5
 
 
+def test_full_score_smooths_the_flow_so_cuts_between_alike_pictures_are_seen(monkeypatch) -> None:
+    """480x270 views of pictures whose cut scored under the threshold with the flow as given
+    (benchmarks/calib_scenecut.py lists them): the full score smooths the flow first."""
+    rng = np.random.default_rng(11)
+
+    def view(name: str) -> np.ndarray:
+        img = cv2.resize(_grey(name), (560, 350))[40:310, 30:510]
+        return np.clip(img + rng.normal(0, 2.5 / 255, img.shape), 0, 1).astype(np.float32)
+
+    names = (("astronaut", "coins"), ("coins", "astronaut"), ("coins", "horse"))
+    pairs = [(view(a), view(b)) for a, b in names]
+    flows = [motion.dense_flow(a, b, preset="medium") for a, b in pairs]
+    assert all(motion.is_scene_cut(a, b, flow=f) for (a, b), f in zip(pairs, flows, strict=True))
+    monkeypatch.setattr(motion, "_SC_FLOW_SIGMA", 0.01)  # (almost) the flow as given
+    assert not all(motion.is_scene_cut(a, b, flow=f) for (a, b), f in zip(pairs, flows, strict=True))
+
+
 def test_no_cut_on_fades_and_flashes() -> None:
     f = scene(10, bg="coffee", fg="chelsea", v=(1.2, 0.4), seed=5).frames
     gains = [1, 0.8, 0.6, 0.45, 0.6, 0.8, 1, 1, 1, 1]  # fade out, fade in

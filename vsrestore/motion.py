@@ -23,20 +23,24 @@ import numpy as np
 
 PRESETS = ("ultrafast", "fast", "medium", "slow")
 
-# DIS settings per preset: (search factor, patch size, patch stride, gradient-descent
-# iterations, variational refinement iterations). The finest level DIS searches is the input
-# downscaled by the search factor (a power of two: DIS's own pyramid; 3: an area downscale
-# here). Tuned on sub-pixel motion over real photos with noise and a second moving object (as
-# in tests/test_optical_flow.py). Mean end-point error, three 224x160 scenes / one 640x360
-# scene: OpenCV's MEDIUM 0.236 / 0.256 px; our "medium" (12-px patches, half-patch stride, 10
-# refinement iterations) 0.168 / 0.128 px at ~1.2x its time; "slow" 0.147 / 0.125 px at ~4x.
-# Pre-smoothing and gamma below: -10 % EPE. "fast" is tuned for compensation on
-# benchmarks/bench_flow.py's 640x360 pan (noise 2.5/255): a third-resolution search, stride
-# 6, 4 descent iterations, no variational refinement; there it is 0.5 dB (noisy and clean)
-# behind "medium" at 6.5-7.8x its speed (two runs), and a half-resolution search with stride 7 was
-# +0.28 / +0.35 dB at 1.3x the time of the whole flow + warp pipeline. (6 iterations instead
-# of 4: -0.02 / -0.04 dB and a 6 % slower DIS. Stride 7, measured at 6 iterations: -0.06 /
-# -0.16 dB; at 4 iterations its DIS is 16 % faster.)
+# DIS settings per preset: (search factor, patch size, patch stride, gradient-descent iterations,
+# variational refinement iterations). The finest level DIS searches is the input downscaled by the
+# search factor (a power of two: DIS's own pyramid; 3: an area downscale here). Tuned on sub-pixel
+# motion over real photos with noise and a second moving object (as in
+# tests/test_optical_flow.py). ``benchmarks/bench_flow_epe.py`` (mean end-point error on three
+# 224x160 scenes; time per pair at 640x360, one thread; one run): OpenCV's MEDIUM 0.163 / 0.255 /
+# 0.432 px in 23 ms; our "medium" (12-px patches, half-patch stride, 10 refinement iterations)
+# 0.145 / 0.175 / 0.328 px in 35 ms; "slow" 0.084 / 0.133 / 0.311 px in 135 ms. Pre-smoothing and
+# gamma below: -10 % EPE. 8-px patches at stride 4 for "medium" (OpenCV's SIMD patch size; a
+# throw-away trial) had as low an EPE and ran clearly faster, but a flow that flexible hid more
+# cuts from the scene-cut score and more occlusions from the forward-backward check
+# (tests/test_optical_flow.py failed on both), so 12 stays. "fast" is tuned for compensation on
+# benchmarks/bench_flow.py's 640x360 pan (noise 2.5/255): a third-resolution search, stride 6, 4
+# descent iterations, no variational refinement; there it is 0.5 dB (noisy and clean) behind
+# "medium" at 6.5-7.8x its speed (two runs), and a half-resolution search with stride 7 was +0.28
+# / +0.35 dB at 1.3x the time of the whole flow + warp pipeline. (6 iterations instead of 4: -0.02
+# / -0.04 dB and a 6 % slower DIS. Stride 7, measured at 6 iterations: -0.06 / -0.16 dB; at 4
+# iterations its DIS is 16 % faster.)
 _DIS: dict[str, tuple[int, int, int, int, int]] = {
     "ultrafast": (4, 8, 4, 12, 0),  # = OpenCV's ULTRAFAST preset
     "fast": (3, 8, 6, 4, 0),  # third-resolution search, no refinement (benchmarks/bench_flow.py)
@@ -263,6 +267,7 @@ _SC_EPS = 0.05  # contrast floor: noise on flat areas stays small after normalis
 _SC_DETAIL = 0.02  # scene_change: local contrast (0..1 scale) below which a frame has no detail
 _SC_BORDER = 8
 CUT_THRESHOLD = 0.7  # see scene_change for the measured margins
+_SC_FLOW_SIGMA = 5.0  # the full score smooths the flow by this Gaussian (working-size pixels)
 _SC_SKIP = 0.3  # is_scene_cut: a coarse score below this clears the pair without the full one
 
 
@@ -343,7 +348,10 @@ def _halved(a: np.ndarray, b: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray,
 
 
 def _full_score(a: np.ndarray, b: np.ndarray, flow: np.ndarray) -> float:
-    score = _score(a, b, flow)
+    # the flow smoothed first: a flexible flow (small patches, variational refinement) can
+    # rearrange one picture into much of another, and a cut then scores like a shot
+    flow = cv2.GaussianBlur(np.ascontiguousarray(flow.transpose(1, 2, 0)), (0, 0), _SC_FLOW_SIGMA)
+    score = _score(a, b, np.ascontiguousarray(flow.transpose(2, 0, 1)))
     if score > 0.5 and _flat(a) and _flat(b):
         return 0.0  # two frames of noise alone: no detail that could tell two shots apart
     return score
@@ -366,12 +374,17 @@ def scene_change(prev: np.ndarray, cur: np.ndarray, *, flow: np.ndarray | None =
     photos >= 0.82; :data:`CUT_THRESHOLD` sits between (the +-3 sigma blur and bilinear
     working-size resize moved the extremes of a similar 15-photo set by <= 0.03). A
     hard-edged flash that saturates a quarter of a flat picture can still score like a cut.
-    A normalised luma histogram difference was tried as a second cue and dropped: between
-    two different photos it was as low as 0.06, below what flashes and fades gave, so it
-    added no safe evidence. Two frames with no detail above their noise (:func:`_flat`:
-    black leader, a flat wall or sky filling the frame; independent noise alone scores ~1)
-    score 0: nothing in them could tell two shots apart. So a cut between two detail-free
-    frames (two smooth gradients) is not seen; one frame with detail is enough.
+    The flow is smoothed first (Gaussian, :data:`_SC_FLOW_SIGMA` working-size pixels): a flow
+    as flexible as DIS "medium" maps one picture into much of another, and on
+    ``benchmarks/calib_scenecut.py``'s 480x270 views five of 342 cuts scored 0.65-0.70 with it
+    as given; smoothed, every cut there scores >= 0.705 (thin, but over the threshold) and the
+    same-shot pairs stay <= 0.52. A normalised luma histogram difference was tried as a
+    second cue and dropped: between two different photos it was as low as 0.06, below what
+    flashes and fades gave, so it added no safe evidence. Two frames with no detail above
+    their noise (:func:`_flat`: black leader, a flat wall or sky filling the frame;
+    independent noise alone scores ~1) score 0: nothing in them could tell two shots apart.
+    So a cut between two detail-free frames (two smooth gradients) is not seen; one frame
+    with detail is enough.
     """
     return _full_score(*_working(prev, cur, flow, "scene_change"))
 
@@ -398,7 +411,7 @@ def is_scene_cut(prev: np.ndarray, cur: np.ndarray, *, flow: np.ndarray | None =
     only the others get the full score. Measured by ``benchmarks/calib_scenecut.py`` (pairs of
     19 skimage pictures with noise at 224x160, 213x120 and 480x270: pans, fades to 60 %, a
     +0.5 smooth flash, and every pair of different pictures): where the full score was over
-    0.7 the coarse one was at least 0.68, and the coarse stage cleared 86-96 % of the
+    0.7 the coarse one was at least 0.63, and the coarse stage cleared 86-96 % of the
     same-shot pairs (tests/test_optical_flow.py checks both on six photos). A threshold under
     ``_SC_SKIP + 0.3`` skips the coarse stage.
     """
