@@ -8,7 +8,7 @@ import vapoursynth as vs
 from vsrestore.kernels.warp import warp
 
 from vsrestore import color, motion
-from vsrestore.bridge import frame_to_array, map_frames, new_frame, temporal_neighbours
+from vsrestore.bridge import Shared, frame_to_array, map_frames, new_frame, temporal_neighbours
 from vsrestore.errors import VSRestoreError, check_clip
 
 core = vs.core
@@ -71,6 +71,12 @@ def temporal_consistency(clip: vs.VideoNode, source: vs.VideoNode | None = None,
              *temporal_neighbours(color.to_luma(clip), radius)]
     peak = float((1 << fmt.bits_per_sample) - 1) if fmt.sample_type == vs.INTEGER else None
     s = float(strength)
+    # Frames n and n + k need the same two flows between them (each one's forward flow is the
+    # other's reverse): each pair is computed once and shared, and so is each source frame's
+    # texture weight. Kept: what the 2 * radius frames in flight per thread still need.
+    keep = 2 * radius * (radius + 1) * (core.num_threads + 1)
+    flows: Shared[tuple[int, int], np.ndarray] = Shared(keep)
+    textures: Shared[int, np.ndarray] = Shared(keep)
 
     def fn(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
         frames, src_l, clip_l = f[:n_nb], f[n_nb: 2 * n_nb], f[2 * n_nb:]
@@ -80,20 +86,20 @@ def temporal_consistency(clip: vs.VideoNode, source: vs.VideoNode | None = None,
         planes = frame_to_array_planes(frames[c])
         acc = [p.copy() for p in planes]
         wsum = np.ones_like(yc[c])
-        texture: dict[int, np.ndarray] = {}  # each source frame's texture weight, computed once
 
-        def fill(flow: np.ndarray, i: int) -> np.ndarray:
-            if i not in texture:
-                texture[i] = _texture(ys[i])
-            return motion.fill_textureless(flow, texture[i])
+        def flow_to(i: int, j: int) -> np.ndarray:
+            """Backward flow of stack frame *j* from stack frame *i* (source), flat areas filled."""
+            def compute() -> np.ndarray:
+                tex = textures.get(n + j - c, lambda: _texture(ys[j]))
+                return motion.fill_textureless(motion.dense_flow(ys[i], ys[j], preset=preset), tex)
+            return flows.get((n + i - c, n + j - c), compute)
 
         for side in (-1, 1):
             for k in range(1, radius + 1):
                 j = c + side * k
                 if n + side * k < 0 or n + side * k >= clip.num_frames:
                     break
-                fwd = fill(motion.dense_flow(ys[j], ys[c], preset=preset), c)  # warps neighbour onto n
-                rev = fill(motion.dense_flow(ys[c], ys[j], preset=preset), j)
+                fwd, rev = flow_to(j, c), flow_to(c, j)  # fwd warps the neighbour onto n
                 pair = (ys[j], ys[c], fwd) if side < 0 else (ys[c], ys[j], rev)
                 if motion.is_scene_cut(pair[0], pair[1], flow=pair[2]):
                     break  # nothing beyond a cut

@@ -7,6 +7,7 @@ import vapoursynth as vs
 
 from vsrestore.bridge import (
     PerThread,
+    Shared,
     clip_from_arrays,
     clip_to_arrays,
     frame_to_array,
@@ -77,3 +78,24 @@ def test_per_thread_state() -> None:
     th.start()
     th.join()
     assert other[0] is not a and len(made) == 2
+
+
+def test_shared_computes_once_and_drops_the_least_recently_used() -> None:
+    calls: list[int] = []
+
+    def make(k: int):
+        return lambda: calls.append(k) or k * 10
+
+    cache: Shared[int, int] = Shared(2)
+    assert [cache.get(1, make(1)), cache.get(2, make(2)), cache.get(1, make(1))] == [10, 20, 10]
+    assert calls == [1, 2]  # the second get of 1 was a hit
+    cache.get(3, make(3))  # evicts 2, the least recently used
+    assert len(cache) == 2 and cache.get(1, make(1)) == 10 and calls == [1, 2, 3]
+    cache.get(2, make(2))
+    assert calls == [1, 2, 3, 2]
+    try:
+        Shared(0)
+    except ValueError as e:
+        assert "capacity" in str(e)
+    else:
+        raise AssertionError("capacity 0 accepted")

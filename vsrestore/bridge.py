@@ -10,6 +10,7 @@ one frame per input clip and return a new frame.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -149,3 +150,37 @@ class PerThread[T]:
             obj = self._factory()
             self._local.obj = obj
         return obj
+
+
+class Shared[K, V]:
+    """A small thread-safe LRU of results that the callbacks of neighbouring frames share.
+
+    E.g. the flows between frames ``n`` and ``n + 1``, which the callbacks of both frames
+    need. ``get(key, compute)`` returns the cached value or computes, stores and returns
+    it; two threads that miss at once both compute, so *compute* must be deterministic for
+    the output not to depend on the order frames are requested in. At most *capacity*
+    values are kept (least recently used dropped first).
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"Shared: capacity must be at least 1, got {capacity}")
+        self._capacity = capacity
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K, compute: Callable[[], V]) -> V:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = compute()  # outside the lock: other frames' work goes on meanwhile
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._capacity:
+                self._items.popitem(last=False)
+        return value
+
+    def __len__(self) -> int:
+        return len(self._items)
