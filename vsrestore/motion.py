@@ -34,7 +34,9 @@ PRESETS = ("ultrafast", "fast", "medium", "slow")
 # gamma below: -10 % EPE. 8-px patches at stride 4 for "medium" (OpenCV's SIMD patch size; a
 # throw-away trial) had as low an EPE and ran clearly faster, but a flow that flexible hid more
 # cuts from the scene-cut score and more occlusions from the forward-backward check
-# (tests/test_optical_flow.py failed on both), so 12 stays. "fast" is tuned for compensation on
+# (tests/test_optical_flow.py failed on both); with the scene-cut score's own flow smoothing the
+# cuts were found again, but deflicker then left clearly more flicker on dark, flat pictures
+# (retina, rocket; benchmarks/bench_content.py), so 12 stays. "fast" is tuned for compensation on
 # benchmarks/bench_flow.py's 640x360 pan (noise 2.5/255): a third-resolution search, stride 6, 4
 # descent iterations, no variational refinement; there it is 0.5 dB (noisy and clean) behind
 # "medium" at 6.5-7.8x its speed (two runs), and a half-resolution search with stride 7 was +0.28
