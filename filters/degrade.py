@@ -31,7 +31,7 @@ import vapoursynth as vs
 
 from vsrestore import color
 from vsrestore import degradations as dg
-from vsrestore.bridge import frame_to_array, map_frames, new_frame, resized_template
+from vsrestore.bridge import Shared, frame_to_array, map_frames, new_frame, resized_template
 from vsrestore.errors import VSRestoreError, check_clip
 
 core = vs.core
@@ -374,7 +374,7 @@ def _codec(work: vs.VideoNode, spec: Codec, seed: int, p: int) -> vs.VideoNode:
     # clips[d][n] = src[(n // win) * win + d]: the whole window of frame n, no get_frame needed
     clips = [core.std.Interleave([src.std.SelectEvery(win, [d])] * win)[:count] if win > 1 else src
              for d in range(win)]
-    cache = dg.WindowCache()
+    cache: Shared[int, list[np.ndarray]] = Shared(4)  # each window encoded once
     fps = float(work.fps) if work.fps.numerator > 0 else 24.0
     size = (work.width, work.height)
 

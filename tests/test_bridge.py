@@ -99,3 +99,26 @@ def test_shared_computes_once_and_drops_the_least_recently_used() -> None:
         assert "capacity" in str(e)
     else:
         raise AssertionError("capacity 0 accepted")
+
+
+def test_shared_concurrent_requests_compute_a_key_once() -> None:
+    cache: Shared[str, int] = Shared(4)
+    started, release, calls = threading.Event(), threading.Event(), []
+
+    def slow() -> int:
+        calls.append(1)
+        started.set()
+        release.wait(5)
+        return 7
+
+    got: list[int] = []
+    first = threading.Thread(target=lambda: got.append(cache.get("k", slow)))
+    first.start()
+    started.wait(5)
+    second = threading.Thread(target=lambda: got.append(cache.get("k", slow)))  # waits for the first
+    second.start()
+    other = cache.get("other", lambda: 3)  # another key is not held up
+    release.set()
+    first.join(5)
+    second.join(5)
+    assert other == 3 and got == [7, 7] and calls == [1]

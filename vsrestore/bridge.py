@@ -153,13 +153,14 @@ class PerThread[T]:
 
 
 class Shared[K, V]:
-    """A small thread-safe LRU of results that the callbacks of neighbouring frames share.
+    """A small thread-safe LRU of results that the callbacks of several frames share.
 
     E.g. the flows between frames ``n`` and ``n + 1``, which the callbacks of both frames
-    need. ``get(key, compute)`` returns the cached value or computes, stores and returns
-    it; two threads that miss at once both compute, so *compute* must be deterministic for
-    the output not to depend on the order frames are requested in. At most *capacity*
-    values are kept (least recently used dropped first).
+    need, or an encoded window of frames. ``get(key, compute)`` returns the stored value or
+    computes, stores and returns it; each key is computed once: a concurrent request for
+    the same key waits for that computation, other keys proceed in parallel. At most
+    *capacity* values are kept (least recently used dropped first; a dropped key is
+    computed again when asked for).
     """
 
     def __init__(self, capacity: int) -> None:
@@ -168,19 +169,25 @@ class Shared[K, V]:
         self._capacity = capacity
         self._items: OrderedDict[K, V] = OrderedDict()
         self._lock = threading.Lock()
+        self._key_locks: dict[K, threading.Lock] = {}
 
     def get(self, key: K, compute: Callable[[], V]) -> V:
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-        value = compute()  # outside the lock: other frames' work goes on meanwhile
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self._capacity:
-                self._items.popitem(last=False)
-        return value
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                if key in self._items:  # computed by the thread this one waited for
+                    return self._items[key]
+            value = compute()  # outside the shared lock: other keys' work goes on meanwhile
+            with self._lock:
+                self._items[key] = value
+                while len(self._items) > self._capacity:
+                    old, _ = self._items.popitem(last=False)
+                    self._key_locks.pop(old, None)
+            return value
 
     def __len__(self) -> int:
         return len(self._items)

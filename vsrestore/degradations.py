@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import math
 import subprocess
-import threading
-from collections import OrderedDict
-from collections.abc import Callable
 from typing import Any
 
 import cv2
@@ -194,35 +191,3 @@ def codec_roundtrip(frames: list[np.ndarray], codec: str, crf: float | None, bit
         raise RuntimeError(f"ffmpeg decode failed: {d.stderr.decode(errors='replace')[-400:]}")
     out = np.frombuffer(d.stdout[: size * len(frames)], dtype=np.uint8).reshape(len(frames), ph, pw, c)
     return [out[i, :h, :w].astype(np.float32) / 255.0 for i in range(len(frames))]
-
-
-class WindowCache:
-    """Thread-safe, bounded cache of per-window results: each window is computed once.
-
-    Concurrent requests for the same window wait on that window's lock instead of
-    encoding it twice; other windows proceed in parallel.
-    """
-
-    def __init__(self, size: int = 4) -> None:
-        self._size = size
-        self._lock = threading.Lock()
-        self._locks: dict[int, threading.Lock] = {}
-        self._data: OrderedDict[int, list[np.ndarray]] = OrderedDict()
-
-    def get(self, key: int, compute: Callable[[], list[np.ndarray]]) -> list[np.ndarray]:
-        with self._lock:
-            if key in self._data:
-                self._data.move_to_end(key)
-                return self._data[key]
-            klock = self._locks.setdefault(key, threading.Lock())
-        with klock:
-            with self._lock:
-                if key in self._data:
-                    return self._data[key]
-            value = compute()
-            with self._lock:
-                self._data[key] = value
-                while len(self._data) > self._size:
-                    old, _ = self._data.popitem(last=False)
-                    self._locks.pop(old, None)
-            return value
