@@ -73,8 +73,9 @@ def temporal_consistency(clip: vs.VideoNode, source: vs.VideoNode | None = None,
     s = float(strength)
     # Frames n and n + k need the same two flows between them (each one's forward flow is the
     # other's reverse): each pair is computed once and shared, and so is each source frame's
-    # texture weight. Kept: what the 2 * radius frames in flight per thread still need.
-    keep = 2 * radius * (radius + 1) * (core.num_threads + 1)
+    # texture weight. A frame adds 2 * radius flows that frames up to radius later reuse, with
+    # a frame per thread in flight: that many are kept (flows of the source's size).
+    keep = 2 * radius * (radius + core.num_threads + 1)
     flows: Shared[tuple[int, int], np.ndarray] = Shared(keep)
     textures: Shared[int, np.ndarray] = Shared(keep)
 
