@@ -114,6 +114,19 @@ def test_frames_in_any_order_give_the_same_output(restored) -> None:
         np.testing.assert_array_equal(np.asarray(fresh.get_frame(n)[0]), seq[n][0])
 
 
+def test_each_frame_pair_is_searched_once(restored, monkeypatch) -> None:
+    from vsrestore import motion
+
+    src, per_frame, _, _ = restored
+    calls = []
+    orig = motion.dense_flow
+    monkeypatch.setattr(motion, "dense_flow", lambda *a, **k: calls.append(1) or orig(*a, **k))
+    for _ in temporal_consistency(per_frame, src, radius=2).frames(close=True):
+        pass
+    n = per_frame.num_frames
+    assert len(calls) == sum(1 for a in range(n) for b in range(n) if 0 < abs(a - b) <= 2)
+
+
 def test_strength_zero_is_bit_exact_noop(restored) -> None:
     src, per_frame, _, _ = restored
     assert temporal_consistency(per_frame, src, strength=0) is per_frame
