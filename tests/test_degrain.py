@@ -123,6 +123,23 @@ def test_strength_zero_is_the_input_and_determinism() -> None:
     assert np.array_equal(a, b)
 
 
+def test_one_flow_search_per_frame_pair_in_any_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Frame n warps n + k with the inverse of n + k's flow from n: one search per pair, shared,
+    and the output does not depend on which frame asked first."""
+    from vsrestore import motion
+
+    noisy = gray(add_grain(pan("astronaut", 0.5, 0.5, n=7), seed=4))
+    prof = G.stock_profile("16mm", ("Y",))
+    seq = clip_to_arrays(degrain(noisy, prof, radius=2))
+    calls = []
+    orig = motion.dense_flow
+    monkeypatch.setattr(motion, "dense_flow", lambda *a, **k: calls.append(1) or orig(*a, **k))
+    fresh = degrain(noisy, prof, radius=2)
+    for n in reversed(range(fresh.num_frames)):
+        np.testing.assert_array_equal(np.asarray(fresh.get_frame(n)[0]), seq[n][0])
+    assert len(calls) == sum(1 for a in range(7) for b in range(a + 1, 7) if b - a <= 2)
+
+
 def test_static_clean_clip_changes_little() -> None:
     img = pan("astronaut", 0.0, n=1)[0]
     clip = core.resize.Point(gray([img] * 5), format=vs.GRAY8)
