@@ -136,7 +136,7 @@ def degrain(clip: vs.VideoNode, profile: GrainProfile | None = None, *, strength
     spatial2 = float(spatial) ** 2
 
     # One flow search per pair of frames: frame n warps n - k with the backward flow of n, and
-    # n + k with the inverse of n + k's backward flow from n (see _inverse); both are shared.
+    # n + k with the inverse of n + k's backward flow from n (motion.invert_flow); both are shared.
     pairs: Shared[tuple[int, int], np.ndarray] = Shared(max(1, radius * (radius + core.num_threads + 1)))
 
     def fn(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
@@ -150,7 +150,7 @@ def degrain(clip: vs.VideoNode, profile: GrainProfile | None = None, *, strength
             a, b = sorted((j, radius))  # the earlier and the later frame of the pair
             back = pairs.get((n + a - radius, n + b - radius),
                              lambda: motion.dense_flow(lumas[a], lumas[b], preset=preset))
-            return back if j < radius else _inverse(back)
+            return back if j < radius else motion.invert_flow(back)
         look = [_lookup_luma(luma, p.shape) for p in cur]
         s2w = np.square(_sigma(sig_w, look[0]))  # plane 0 has the luma's size
         acc = [p.copy() for p in cur]
@@ -305,15 +305,6 @@ def _scale_flow(flow: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, n
         return flow[0], flow[1]
     sx, sy = np.float32(shape[1] / w), np.float32(shape[0] / h)
     return _resize(flow[0], shape) * sx, _resize(flow[1], shape) * sy
-
-
-def _inverse(back: np.ndarray, iterations: int = 3) -> np.ndarray:
-    """The backward flow of the earlier frame from the later one, from *back*, the later's from
-    the earlier: the fixed point of ``g(x) = -back(x + g(x))`` (bilinear, edges clamped)."""
-    g = -back
-    for _ in range(iterations):
-        g = -np.stack([warp(back[0], g[0], g[1]), warp(back[1], g[0], g[1])])
-    return g
 
 
 def _inside(flow: np.ndarray) -> np.ndarray:

@@ -310,7 +310,7 @@ def test_dewarp_removes_non_rigid_wobble() -> None:
 def test_dewarp_leaves_pans_and_moving_objects_alone() -> None:
     """No wobble, a constant pan and a patch moving 4.5 px/frame on its own: what dewarp moves
     stays small next to the wobble it removes (RMS displacement between input and output
-    <= 0.2 px in the worst frame, measured 0.13; the wobble above is +-1.5 px)."""
+    <= 0.2 px in the worst frame, measured 0.15; the wobble above is +-1.5 px)."""
     from vsrestore import motion
 
     big = cv2.resize(grey(photo("astronaut")), (W + 200, H + 200), interpolation=cv2.INTER_AREA)
@@ -326,7 +326,7 @@ def test_dewarp_leaves_pans_and_moving_objects_alone() -> None:
     out = [a[0] for a in clip_to_arrays(stabilize(clip, smoothing=0, dewarp=2))]
     moved = [float(np.sqrt((motion.dense_flow(frames[t], out[t])[:, 16:-16, 16:-16] ** 2).sum(0).mean()))
              for t in range(12)]
-    assert max(moved) <= 0.2, moved  # measured 0.13
+    assert max(moved) <= 0.2, moved  # measured 0.15
     np.testing.assert_array_equal(out[-1], frames[-1])
 
 
