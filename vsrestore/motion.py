@@ -50,6 +50,14 @@ _DIS: dict[str, tuple[int, int, int, int, int]] = {
     "slow": (1, 16, 8, 12, 10),  # full-resolution finest scale: ~4x the cost of medium
 }
 _SCENECUT_DIS = (2, 8, 7, 6, 0)  # scene_change's own flow on its ~160x120 frames
+# "medium" on full-size frames under _SMALL_SIDE px (e.g. the 96x80 source of a per-frame x2
+# upscale): a full-size search with 8-px patches at stride 4 instead of 12-px patches on the
+# half-size frames. benchmarks/bench_content.py --stages temporal at the tests' 96x80 source:
+# temporal_consistency's E_warp drop rose on 10 of 12 backgrounds (hubble_deep_field 80.6 ->
+# 86.4 %, rocket 77.1 -> 79.7 %), fell on brick (87.1 -> 85.1 %) and retina (66.6 -> 63.9 %;
+# its background shows no motion at all); at 192x160 the half-size search did better on rocket.
+_DIS_SMALL = (1, 8, 4, 12, 10)
+_SMALL_SIDE = 120
 
 _PRESMOOTH = 0.8  # Gaussian sigma applied before DIS: less noise in its gradients
 _VR_GAMMA = 5.0  # gradient-constancy weight of the variational refinement (OpenCV: 10)
@@ -141,14 +149,19 @@ def dense_flow(prev: np.ndarray, cur: np.ndarray, *, preset: str = "medium",
     *reduced*: 1, or :func:`finest_factor` (or, for the power-of-two factors, any power of
     two below it) saying the frames were already downscaled by it (antialiased): the
     search then skips those fine levels and the pre-smoothing, and the flow is at the
-    given size, in its pixels.
+    given size, in its pixels. Full-size frames under :data:`_SMALL_SIDE` px on their short
+    side search at full size with "medium" (:data:`_DIS_SMALL`): a half-size search there
+    has too few patches to follow anything.
     """
     if preset not in _DIS:
         raise ValueError(f"dense_flow: unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
     if not _reduced_ok(_DIS[preset][0], reduced):
         raise ValueError(f"dense_flow: reduced={reduced!r} must be 1 or {finest_factor(preset)} "
                          f"(or a power of two between) for preset {preset!r}")
-    return _flow(prev, cur, _DIS[preset], reduced, "dense_flow")
+    params = _DIS[preset]
+    if preset == "medium" and reduced == 1 and min(np.shape(cur)[-2:]) < _SMALL_SIDE:
+        params = _DIS_SMALL
+    return _flow(prev, cur, params, reduced, "dense_flow")
 
 
 def _flow(prev: np.ndarray, cur: np.ndarray, params: tuple[int, int, int, int, int], reduced: int,
