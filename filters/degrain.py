@@ -135,8 +135,7 @@ def degrain(clip: vs.VideoNode, profile: GrainProfile | None = None, *, strength
     total = clip.num_frames
     spatial2 = float(spatial) ** 2
 
-    # One flow search per pair of frames: frame n warps n - k with the backward flow of n, and
-    # n + k with the inverse of n + k's backward flow from n (motion.invert_flow); both are shared.
+    # one flow search per pair of frames, shared by both (motion.flow_between)
     pairs: Shared[tuple[int, int], np.ndarray] = Shared(max(1, radius * (radius + core.num_threads + 1)))
 
     def fn(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
@@ -145,12 +144,6 @@ def degrain(clip: vs.VideoNode, profile: GrainProfile | None = None, *, strength
         cur = stack[radius]
         luma = lumas[radius]
 
-        def flow_from(j: int) -> np.ndarray:
-            """luma(x) ~ lumas[j](x + flow): stack offset j's frame onto frame n."""
-            a, b = sorted((j, radius))  # the earlier and the later frame of the pair
-            back = pairs.get((n + a - radius, n + b - radius),
-                             lambda: motion.dense_flow(lumas[a], lumas[b], preset=preset))
-            return back if j < radius else motion.invert_flow(back)
         look = [_lookup_luma(luma, p.shape) for p in cur]
         s2w = np.square(_sigma(sig_w, look[0]))  # plane 0 has the luma's size
         acc = [p.copy() for p in cur]
@@ -163,7 +156,8 @@ def degrain(clip: vs.VideoNode, profile: GrainProfile | None = None, *, strength
                     break
                 nb_planes = stack[radius + side * k]
                 nb_luma = lumas[radius + side * k]
-                flow = flow_from(radius + side * k)  # luma(x) ~ nb_luma(x + flow)
+                # luma(x) ~ nb_luma(x + flow)
+                flow = motion.flow_between(pairs, j, nb_luma, n, luma, preset=preset)
                 if motion.is_scene_cut(nb_luma, luma, flow=flow):
                     break  # nothing from beyond a cut
                 warped = [warp(p, *_scale_flow(flow, p.shape), interp="bicubic") for p in nb_planes]

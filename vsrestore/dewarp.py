@@ -45,19 +45,12 @@ def dewarp(clip: vs.VideoNode, radius: int, *, preset: str = "medium") -> vs.Vid
     lumas = temporal_neighbours(luma, radius)
     sigma = SMOOTH_FRAC * min(wa, ha)
     last = clip.num_frames - 1
-    # one flow search per pair of frames, shared by both (as in vr.degrain): the later frame's
-    # backward flow, and its inverse for the earlier frame
+    # one flow search per pair of frames, shared by both (motion.flow_between)
     pairs: Shared[tuple[int, int], np.ndarray] = Shared(max(1, radius * (radius + vs.core.num_threads + 1)))
 
     def fn(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
         cur = np.asarray(f[radius][0], dtype=np.float32)
 
-        def flow_from(j: int, nb: np.ndarray) -> np.ndarray:
-            """cur(x) ~ nb(x + flow), nb the frame at stack offset j."""
-            early, late = (nb, cur) if j < radius else (cur, nb)
-            key = (n + min(j, radius) - radius, n + max(j, radius) - radius)
-            back = pairs.get(key, lambda: motion.dense_flow(early, late, preset=preset))
-            return back if j < radius else motion.invert_flow(back)
         acc = np.zeros((2, ha, wa), np.float32)
         wsum = np.zeros((ha, wa), np.float32)
         count = 1  # frame n itself: zero flow
@@ -67,7 +60,7 @@ def dewarp(clip: vs.VideoNode, radius: int, *, preset: str = "medium") -> vs.Vid
             pair = []
             for j in (radius - d, radius + d):
                 nb = np.asarray(f[j][0], dtype=np.float32)
-                flow = flow_from(j, nb)  # cur(x) ~ nb(x + flow)
+                flow = motion.flow_between(pairs, n + j - radius, nb, n, cur, preset=preset)  # cur ~ nb(x+f)
                 if motion.is_scene_cut(nb, cur, flow=flow):
                     break
                 pair.append((nb, flow))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from typing import Any
 
 import cv2
 import numpy as np
@@ -150,8 +151,8 @@ def dense_flow(prev: np.ndarray, cur: np.ndarray, *, preset: str = "medium",
     two below it) saying the frames were already downscaled by it (antialiased): the
     search then skips those fine levels and the pre-smoothing, and the flow is at the
     given size, in its pixels. Full-size frames under :data:`_SMALL_SIDE` px on their short
-    side search at full size with "medium" (:data:`_DIS_SMALL`): a half-size search there
-    has too few patches to follow anything.
+    side search at full size with 8-px patches for "medium" and "slow" (:data:`_DIS_SMALL`):
+    a half-size search, or 16-px patches, leave too few patches there to follow anything.
     """
     if preset not in _DIS:
         raise ValueError(f"dense_flow: unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
@@ -159,8 +160,8 @@ def dense_flow(prev: np.ndarray, cur: np.ndarray, *, preset: str = "medium",
         raise ValueError(f"dense_flow: reduced={reduced!r} must be 1 or {finest_factor(preset)} "
                          f"(or a power of two between) for preset {preset!r}")
     params = _DIS[preset]
-    if preset == "medium" and reduced == 1 and min(np.shape(cur)[-2:]) < _SMALL_SIDE:
-        params = _DIS_SMALL
+    if preset in ("medium", "slow") and reduced == 1 and min(np.shape(cur)[-2:]) < _SMALL_SIDE:
+        params = _DIS_SMALL  # "slow"'s 16-px patches are coarser still there
     return _flow(prev, cur, params, reduced, "dense_flow")
 
 
@@ -229,6 +230,19 @@ def invert_flow(back: np.ndarray, iterations: int = 3) -> np.ndarray:
     for _ in range(iterations):
         g = -warp(back, g)
     return np.ascontiguousarray(g, dtype=np.float32)
+
+
+def flow_between(pairs: Any, a: int, img_a: np.ndarray, b: int, img_b: np.ndarray, *,
+                 preset: str = "medium") -> np.ndarray:
+    """Backward flow of frame *b* from frame *a* (``img_b(x) ~ img_a(x + flow)``), with one
+    search per pair of frames: the later frame's backward flow from the earlier, kept in
+    *pairs* (anything with ``get(key, compute)``, e.g. ``vsrestore.bridge.Shared``) under
+    ``(earlier, later)``; the other direction is its :func:`invert_flow`. On
+    ``benchmarks/bench_degrain.py``'s material that gave the same PSNR as a second search.
+    """
+    if a < b:
+        return pairs.get((a, b), lambda: dense_flow(img_a, img_b, preset=preset))
+    return invert_flow(pairs.get((b, a), lambda: dense_flow(img_b, img_a, preset=preset)))
 
 
 def texture_weight(img: np.ndarray, *, floor: float, noise: float = 0.0) -> np.ndarray:
